@@ -1,0 +1,10 @@
+from django.urls import path
+
+from billing import views
+
+app_name = "billing"
+
+urlpatterns = [
+    path("pricing/", views.pricing, name="pricing"),
+    path("billing/", views.billing_overview, name="overview"),
+]

@@ -1,0 +1,12 @@
+"""API resources. Importing this package registers every route."""
+
+from . import (  # noqa: F401
+    catalog,
+    checkout,
+    customers,
+    events,
+    invoices,
+    meters,
+    portal,
+    subscriptions,
+)

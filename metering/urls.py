@@ -1,0 +1,9 @@
+from django.urls import path
+
+from metering import views
+
+app_name = "metering"
+
+urlpatterns = [
+    path("usage/", views.usage, name="usage"),
+]

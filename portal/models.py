@@ -1,0 +1,179 @@
+"""Developer accounts (the billing subject) and the API keys they hold."""
+
+import hashlib
+import hmac
+from datetime import datetime
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from portal.periods import period_containing
+
+
+class Account(models.Model):
+    """The billing subject: owns API keys, sits on a tier, maps to one Stripe customer."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        SUSPENDED = "suspended", "Suspended"
+
+    class PaymentStatus(models.TextChoices):
+        NONE = "none", "No subscription"
+        ACTIVE = "active", "Active"
+        TRIALING = "trialing", "Trialing"
+        PAST_DUE = "past_due", "Past due"
+        UNPAID = "unpaid", "Unpaid"
+        CANCELED = "canceled", "Canceled"
+        INCOMPLETE = "incomplete", "Incomplete"
+
+    owner = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="account"
+    )
+    name = models.CharField(max_length=200, blank=True)
+    tier = models.ForeignKey("billing.Tier", on_delete=models.PROTECT, related_name="accounts")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    suspended_reason = models.CharField(max_length=300, blank=True)
+
+    # Stripe side. The subscribed tier is remembered apart from ``tier`` so that a grace-period
+    # downgrade can be undone by itself when the invoice is finally paid.
+    stripe_customer = models.ForeignKey(
+        "djstripe.Customer", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    stripe_subscription_id = models.CharField(max_length=255, blank=True)
+    subscribed_tier = models.ForeignKey(
+        "billing.Tier", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    payment_status = models.CharField(
+        max_length=16, choices=PaymentStatus.choices, default=PaymentStatus.NONE
+    )
+    cancel_at_period_end = models.BooleanField(default=False)
+    # None: not in a grace period.
+    grace_until = models.DateTimeField(null=True, blank=True)
+
+    # The quota period. Paid accounts follow their subscription's period; free accounts a month
+    # anchored on signup. ``current_period`` rolls these forward without a write.
+    period_start = models.DateTimeField(default=timezone.now)
+    period_end = models.DateTimeField(null=True, blank=True)
+
+    # Bumped on every change the API's key cache must notice (revoke, roll, tier, suspension).
+    cache_version = models.PositiveIntegerField(default=1)
+    # Non-essential emails (usage alerts at 80 %); quota-reached and billing emails always go.
+    alerts_opt_out = models.BooleanField(default=False)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            # Admin filters and the reconcile job walk accounts by payment state.
+            models.Index(fields=["payment_status", "grace_until"], name="account_payment_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.email
+
+    @property
+    def email(self) -> str:
+        # dj-stripe reads the subscriber's email when it creates the Stripe customer.
+        return self.owner.email
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+    def current_period(self, now: datetime | None = None) -> tuple[datetime, datetime]:
+        now = now or timezone.now()
+        if self.period_end and self.period_start <= now < self.period_end:
+            return self.period_start, self.period_end
+        return period_containing(self.period_start, now)
+
+
+class ApiKeyQuerySet(models.QuerySet):
+    def usable(self, now: datetime | None = None) -> "ApiKeyQuerySet":
+        now = now or timezone.now()
+        return self.filter(revoked_at__isnull=True).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+        )
+
+
+class ApiKey(models.Model):
+    """A secret that unlocks the API for one account. Only a SHA-256 of the secret is kept.
+
+    The full key reads ``<prefix>_<secret>``; the prefix (``mdk_live_`` + 8 characters) is public,
+    unique and indexed, so a key is found without touching the hash, and scanners can spot leaks.
+    """
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=32, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    created = models.DateTimeField(default=timezone.now)
+    # Approximate: written off the hot path by a periodic job.
+    last_used = models.DateTimeField(null=True, blank=True)
+    # None: never expires.
+    expires_at = models.DateTimeField(null=True, blank=True)
+    # None: not revoked.
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    replaced_by = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replaces"
+    )
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix})"
+
+    @staticmethod
+    def hash_secret(secret: str) -> str:
+        return hashlib.sha256(secret.encode()).hexdigest()
+
+    def matches(self, secret: str) -> bool:
+        return hmac.compare_digest(self.secret_hash, self.hash_secret(secret))
+
+    def is_active(self, now: datetime | None = None) -> bool:
+        now = now or timezone.now()
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or self.expires_at > now
+
+    @property
+    def status(self) -> str:
+        now = timezone.now()
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        if self.replaced_by_id is not None:
+            return "rolling"
+        return "active"
+
+
+class AuditEntry(models.Model):
+    """One operator action: who did what to which account, with the state before and after.
+
+    Rows are only ever inserted; the admin shows them read-only.
+    """
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # None: the action was not about one account (e.g. a tier sync).
+    account = models.ForeignKey(
+        Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_entries"
+    )
+    action = models.CharField(max_length=64)
+    target = models.CharField(max_length=200, blank=True)
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    reason = models.TextField(blank=True)
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created"]
+        verbose_name_plural = "audit log"
+
+    def __str__(self) -> str:
+        return f"{self.created:%Y-%m-%d %H:%M} {self.action} {self.target}"

@@ -1,0 +1,41 @@
+"""What an API request is allowed to do, resolved once from its key and cached in-process.
+
+The authentication class builds an ``ApiPrincipal`` from the database on a cold path and keeps
+it for ``API_KEY_CACHE_SECONDS``; the limiter and the views read only this object, so a warm
+request runs no SQL. Everything in it is plain data (no model instances) so it is safe to share
+between threads.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApiPrincipal:
+    key_id: int
+    key_prefix: str
+    # None: the key never expires (a rolled key's grace period ends at its expiry).
+    key_expires_at: datetime | None
+    account_id: int
+    account_active: bool
+    suspended_reason: str
+    tier_id: int
+    tier_slug: str
+    tier_name: str
+    scopes: frozenset[str]
+    # Units per minute and the most that may be spent at once.
+    rate_limit: int
+    burst: int
+    # Included units this period, operator credits added.
+    quota: int
+    # "block" or "bill".
+    overage_policy: str
+    # Most units past the quota the spend cap pays for; None: no cap.
+    overage_cap: int | None
+    period_start: datetime
+    period_end: datetime
+    # Account.cache_version when this was read.
+    version: int
+
+    def allows(self, scope: str) -> bool:
+        return scope in self.scopes

@@ -1,0 +1,136 @@
+"""factory-boy factories for every model the tests touch."""
+
+import secrets
+from decimal import Decimal
+
+import factory
+from allauth.account.models import EmailAddress
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from billing.models import MeterReport, Tier
+from billing.selectors import tier_default
+from metering.models import QuotaCredit, UsageAlert, UsageRollup
+from portal.models import Account, ApiKey
+
+PASSWORD = "correct-horse-battery-staple"  # noqa: S105
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"dev{n}")
+    email = factory.Sequence(lambda n: f"dev{n}@example.com")
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+    @factory.post_generation
+    def verified(self, create, extracted, **kwargs):
+        """A verified primary address, as allauth leaves it after confirmation (verified=False to skip)."""
+        self.save()
+        if create and extracted is not False:
+            EmailAddress.objects.create(user=self, email=self.email, primary=True, verified=True)
+
+
+class TierFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Tier
+        django_get_or_create = ("slug",)
+
+    slug = factory.Sequence(lambda n: f"tier-{n}")
+    name = factory.LazyAttribute(lambda o: o.slug.replace("-", " ").title())
+    base_price_cents = 0
+    included_units = 1000
+    rate_limit_per_minute = 60
+    overage_policy = Tier.OveragePolicy.BLOCK
+    scopes = factory.LazyFunction(lambda: ["basic"])
+    is_public = True
+    sort_order = factory.Sequence(lambda n: n + 10)
+
+
+class PaidTierFactory(TierFactory):
+    slug = factory.Sequence(lambda n: f"pro-{n}")
+    base_price_cents = 4900
+    included_units = 100_000
+    rate_limit_per_minute = 600
+    overage_policy = Tier.OveragePolicy.BILL
+    overage_unit_price_cents = Decimal("0.05")
+    scopes = factory.LazyFunction(lambda: ["basic", "compute"])
+    support_level = "Email, next business day"
+
+
+class AccountFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Account
+
+    owner = factory.SubFactory(UserFactory)
+    tier = factory.LazyFunction(tier_default)
+    period_start = factory.LazyFunction(timezone.now)
+
+
+def _alnum(length: int) -> str:
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+class ApiKeyFactory(factory.django.DjangoModelFactory):
+    """An API key; the full key is on ``key.plaintext``, as it is shown once to the developer."""
+
+    class Meta:
+        model = ApiKey
+
+    account = factory.SubFactory(AccountFactory)
+    name = factory.Sequence(lambda n: f"key {n}")
+    prefix = factory.LazyFunction(lambda: "mdk_test_" + _alnum(8).lower())
+    secret = factory.LazyFunction(lambda: _alnum(32))
+
+    @classmethod
+    def _create(cls, model_class, *args, secret: str, **kwargs):
+        key = model_class.objects.create(*args, secret_hash=ApiKey.hash_secret(secret), **kwargs)
+        key.plaintext = f"{key.prefix}_{secret}"
+        return key
+
+
+class UsageRollupFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = UsageRollup
+
+    account = factory.SubFactory(AccountFactory)
+    api_key = None
+    endpoint = "lookup"
+    minute = factory.LazyFunction(lambda: timezone.now().replace(second=0, microsecond=0))
+    units = 1
+    requests = 1
+
+
+class MeterReportFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = MeterReport
+
+    account = factory.SubFactory(AccountFactory)
+    window_start = factory.LazyFunction(lambda: timezone.now().replace(minute=0, second=0, microsecond=0))
+    window_end = factory.LazyAttribute(lambda o: o.window_start + timezone.timedelta(hours=1))
+    units = 10
+    identifier = factory.Sequence(lambda n: f"mdk-report-{n}")
+    event_name = "meterdesk_api_units"
+    stripe_customer_id = "cus_test"
+
+
+class UsageAlertFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = UsageAlert
+
+    account = factory.SubFactory(AccountFactory)
+    period_start = factory.LazyAttribute(lambda o: o.account.current_period()[0])
+    threshold = 80
+
+
+class QuotaCreditFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = QuotaCredit
+
+    account = factory.SubFactory(AccountFactory)
+    period_start = factory.LazyAttribute(lambda o: o.account.current_period()[0])
+    units = 100
+    reason = "Goodwill after an outage"
