@@ -6,7 +6,7 @@ from django.core.cache import cache
 from portal import celery_app
 from tests.factories import AccountFactory, UserFactory
 
-pytest_plugins: list[str] = []
+pytest_plugins = ["tests.browser", "devtools.stripe_emulator.pytest_plugin"]
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,6 @@
 """Subscriptions, invoices and the test clock: the part of Stripe Billing Meterdesk relies on.
 
-Amounts: each invoice line is computed exactly with Decimal (unit_amount_decimal × units, tier by
+Amounts: each invoice line is computed exactly with Decimal (unit_amount_decimal x units, tier by
 tier) and rounded half up to whole cents once, at the line's total; the invoice total is the sum of
 its lines. Periods are calendar months from the billing cycle anchor (31 Jan → 28/29 Feb → 31 Mar).
 """
@@ -172,8 +172,12 @@ def subscription_create(
         _item(state, sub_id, price_id, quantity, now, end)
     state.emit("customer.subscription.created", sub)
     invoice = invoice_create(
-        state, sub, "subscription_create", (now, end),
-        licensed_period=(now, end), metered_period=(now, now),
+        state,
+        sub,
+        "subscription_create",
+        (now, end),
+        licensed_period=(now, end),
+        metered_period=(now, now),
     )
     invoice_finalize(state, invoice)
     invoice_attempt(state, invoice)
@@ -270,8 +274,12 @@ def _close_period(state: State, sub: dict) -> None:
         item.update(current_period_start=end, current_period_end=next_end)
     state.emit("customer.subscription.updated", sub, before)
     invoice = invoice_create(
-        state, sub, "subscription_cycle", (start, end),
-        licensed_period=(end, next_end), metered_period=(start, end),
+        state,
+        sub,
+        "subscription_cycle",
+        (start, end),
+        licensed_period=(end, next_end),
+        metered_period=(start, end),
     )
     invoice_finalize(state, invoice)
     invoice_attempt(state, invoice)
@@ -324,7 +332,7 @@ def invoice_create(
                 "object": "line_item",
                 "amount": amount,
                 "currency": price["currency"],
-                "description": f"{quantity} × {product['name']}"
+                "description": f"{quantity} x {product['name']}"
                 + (" (usage)" if is_metered(price) else ""),
                 "discount_amounts": [],
                 "discountable": True,
@@ -375,8 +383,11 @@ def invoice_create(
             "attempted": False,
             "auto_advance": True,
             "automatic_tax": {
-                "disabled_reason": None, "enabled": False, "liability": None,
-                "provider": None, "status": None,
+                "disabled_reason": None,
+                "enabled": False,
+                "liability": None,
+                "provider": None,
+                "status": None,
             },
             "automatically_finalizes_at": None,
             "billing_reason": reason,
@@ -441,8 +452,10 @@ def invoice_create(
             "statement_descriptor": None,
             "status": "draft",
             "status_transitions": {
-                "finalized_at": None, "marked_uncollectible_at": None,
-                "paid_at": None, "voided_at": None,
+                "finalized_at": None,
+                "marked_uncollectible_at": None,
+                "paid_at": None,
+                "voided_at": None,
             },
             "subtotal": total,
             "subtotal_excluding_tax": total,

@@ -60,7 +60,9 @@ def missing_parameter(name: str) -> StripeError:
     )
 
 
-def invalid_parameter(name: str, message: str, code: str = "parameter_invalid_string") -> StripeError:
+def invalid_parameter(
+    name: str, message: str, code: str = "parameter_invalid_string"
+) -> StripeError:
     return StripeError(message, code=code, param=name, replayable=False)
 
 

@@ -34,9 +34,14 @@ class Fault:
 
     def describe(self) -> dict:
         return {
-            "path_prefix": self.path_prefix, "status": self.status, "count": self.count,
-            "fraction": self.fraction, "delay": self.delay, "apply": self.apply,
-            "method": self.method, "fired": self.fired,
+            "path_prefix": self.path_prefix,
+            "status": self.status,
+            "count": self.count,
+            "fraction": self.fraction,
+            "delay": self.delay,
+            "apply": self.apply,
+            "method": self.method,
+            "fired": self.fired,
         }
 
 

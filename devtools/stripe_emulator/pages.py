@@ -135,8 +135,12 @@ def portal_page(state: State, params: dict, id: str) -> Response:
             if licensed["id"] in current:
                 continue
             label = f"Switch to {product['name']} ({_money(licensed['unit_amount'])})"
-            body += _form(action, label, value="switch",
-                          extra=f"<input type='hidden' name='product' value='{product['id']}'>")
+            body += _form(
+                action,
+                label,
+                value="switch",
+                extra=f"<input type='hidden' name='product' value='{product['id']}'>",
+            )
         body += "<h2>Cancel</h2>"
         if not sub["cancel_at_period_end"]:
             body += _form(action, "Cancel at period end", value="cancel_at_period_end")
@@ -146,11 +150,15 @@ def portal_page(state: State, params: dict, id: str) -> Response:
     body += "<h2>Payment method</h2>" + _form(action, "Update card", value="update_card")
     invoices = [i for i in store.all("invoice") if i["customer"] == customer_id]
     if invoices:
-        body += "<h2>Invoices</h2><ul>" + "".join(
-            f"<li><a href='{escape(i['hosted_invoice_url'] or '')}'>{escape(i['number'] or '')}"
-            f"</a> {_money(i['total'], i['currency'])} {escape(i['status'])}</li>"
-            for i in invoices
-        ) + "</ul>"
+        body += (
+            "<h2>Invoices</h2><ul>"
+            + "".join(
+                f"<li><a href='{escape(i['hosted_invoice_url'] or '')}'>{escape(i['number'] or '')}"
+                f"</a> {_money(i['total'], i['currency'])} {escape(i['status'])}</li>"
+                for i in invoices
+            )
+            + "</ul>"
+        )
     if session["return_url"]:
         body += f"<p><a href='{escape(session['return_url'])}'>Return</a></p>"
     return _page("Billing", body)

@@ -86,9 +86,7 @@ class Webhooks:
     def emit(self, event_type: str, obj: dict, previous: dict | None = None, request=None) -> dict:
         """Record an Event (readable at /v1/events/{id}) and queue it for each matching endpoint."""
         store = self.store
-        endpoints = [
-            e for e in store.all("webhook_endpoint") if endpoint_accepts(e, event_type)
-        ]
+        endpoints = [e for e in store.all("webhook_endpoint") if endpoint_accepts(e, event_type)]
         data: dict = {"object": store.render(obj)}
         if previous:
             data["previous_attributes"] = previous
@@ -109,8 +107,13 @@ class Webhooks:
         for endpoint in endpoints:
             self.pending.append(
                 Delivery(
-                    event["id"], event_type, endpoint["id"], endpoint["url"],
-                    endpoint["_secret"], payload, due=time.monotonic(),
+                    event["id"],
+                    event_type,
+                    endpoint["id"],
+                    endpoint["url"],
+                    endpoint["_secret"],
+                    payload,
+                    due=time.monotonic(),
                 )
             )
         if endpoints:
@@ -200,8 +203,13 @@ class Webhooks:
                 with self._wake:
                     self._record(delivery, status, error)
                 results.append(
-                    {"event": delivery.event_id, "type": delivery.event_type,
-                     "url": delivery.url, "status": status, "error": error}
+                    {
+                        "event": delivery.event_id,
+                        "type": delivery.event_type,
+                        "url": delivery.url,
+                        "status": status,
+                        "error": error,
+                    }
                 )
 
     def wait_idle(self, timeout: float = 5.0) -> bool:

@@ -1,6 +1,7 @@
 """API resources. Importing this package registers every route."""
 
 from . import (  # noqa: F401
+    account,
     catalog,
     checkout,
     customers,

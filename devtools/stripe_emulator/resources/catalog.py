@@ -123,8 +123,11 @@ def product_features(state: State, params: dict, id: str) -> dict:
 # ----- prices ------------------------------------------------------------------------------------
 
 _TIER = {
-    "flat_amount": None, "flat_amount_decimal": None, "unit_amount": None,
-    "unit_amount_decimal": None, "up_to": None,
+    "flat_amount": None,
+    "flat_amount_decimal": None,
+    "unit_amount": None,
+    "unit_amount_decimal": None,
+    "up_to": None,
 }
 _PRICE_FIELDS = {
     "active": None,
@@ -136,7 +139,10 @@ _PRICE_FIELDS = {
     "product": None,
     "product_data": {"name": None, "active": None, "metadata": ANY, "unit_label": None},
     "recurring": {
-        "interval": None, "interval_count": None, "meter": None, "usage_type": None,
+        "interval": None,
+        "interval_count": None,
+        "meter": None,
+        "usage_type": None,
         "trial_period_days": None,
     },
     "tax_behavior": None,
@@ -199,8 +205,7 @@ def _tiers(params: dict) -> list[dict]:
         if (bound is None) != last or (bound is not None and bound <= previous):
             raise invalid_parameter(
                 f"{name}[up_to]",
-                "Tiers must be in ascending order of `up_to`, and only the last tier may be "
-                "`inf`.",
+                "Tiers must be in ascending order of `up_to`, and only the last tier may be `inf`.",
             )
         unit, unit_decimal = _amounts(
             {k: v for k, v in tier.items() if k.startswith("unit_amount")}, f"{name}[", False
@@ -256,14 +261,16 @@ def price_create(state: State, params: dict) -> dict:
             param="product",
             replayable=False,
         )
-    scheme = choice(params.get("billing_scheme", "per_unit"), "billing_scheme",
-                    ("per_unit", "tiered"))
+    scheme = choice(
+        params.get("billing_scheme", "per_unit"), "billing_scheme", ("per_unit", "tiered")
+    )
     recurring = None
     if params.get("recurring"):
         raw = params["recurring"]
         require(params, "recurring.interval")
-        usage_type = choice(raw.get("usage_type", "licensed"), "recurring[usage_type]",
-                            ("licensed", "metered"))
+        usage_type = choice(
+            raw.get("usage_type", "licensed"), "recurring[usage_type]", ("licensed", "metered")
+        )
         meter = raw.get("meter") or None
         if usage_type == "metered" and not meter:
             raise StripeError(
@@ -275,8 +282,9 @@ def price_create(state: State, params: dict) -> dict:
         if meter:
             store.get(meter, "billing.meter", "recurring[meter]")
         recurring = {
-            "interval": choice(raw["interval"], "recurring[interval]",
-                               ("day", "week", "month", "year")),
+            "interval": choice(
+                raw["interval"], "recurring[interval]", ("day", "week", "month", "year")
+            ),
             "interval_count": to_int(raw.get("interval_count", 1), "recurring[interval_count]"),
             "meter": meter,
             "trial_period_days": None,
@@ -338,8 +346,14 @@ def price_update(state: State, params: dict, id: str) -> dict:
     # Amounts, tiers and recurrence are immutable in Stripe: create a new price instead.
     validate(
         params,
-        {"active": None, "lookup_key": None, "metadata": ANY, "nickname": None,
-         "transfer_lookup_key": None, "tax_behavior": None},
+        {
+            "active": None,
+            "lookup_key": None,
+            "metadata": ANY,
+            "nickname": None,
+            "transfer_lookup_key": None,
+            "tax_behavior": None,
+        },
     )
     price = state.store.get(id, "price")
     before = state.snapshot(price)
@@ -362,8 +376,15 @@ def price_update(state: State, params: dict, id: str) -> dict:
 def price_list(state: State, params: dict) -> dict:
     validate(
         params,
-        {**LIST_PARAMS, "active": None, "currency": None, "lookup_keys": [None], "product": None,
-         "recurring": {"interval": None, "meter": None, "usage_type": None}, "type": None},
+        {
+            **LIST_PARAMS,
+            "active": None,
+            "currency": None,
+            "lookup_keys": [None],
+            "product": None,
+            "recurring": {"interval": None, "meter": None, "usage_type": None},
+            "type": None,
+        },
     )
     items = state.store.all("price")
     if "active" in params:

@@ -88,8 +88,12 @@ def session_create(state: State, params: dict) -> dict:
             "allow_promotion_codes": None,
             "amount_subtotal": subtotal,
             "amount_total": subtotal,
-            "automatic_tax": {"enabled": False, "liability": None, "provider": None,
-                              "status": None},
+            "automatic_tax": {
+                "enabled": False,
+                "liability": None,
+                "provider": None,
+                "status": None,
+            },
             "billing_address_collection": None,
             "cancel_url": params.get("cancel_url"),
             "client_reference_id": params.get("client_reference_id"),
@@ -149,7 +153,9 @@ def _line_items(store, session_id: str) -> dict:
             }
         )
     return {
-        "object": "list", "data": data, "has_more": False,
+        "object": "list",
+        "data": data,
+        "has_more": False,
         "url": f"/v1/checkout/sessions/{session_id}/line_items",
     }
 
@@ -213,8 +219,12 @@ def session_complete(state: State, session: dict) -> bool:
         subscription=sub["id"],
         invoice=invoice["id"],
         customer_details={
-            "address": None, "email": customer["email"], "name": customer["name"],
-            "phone": None, "tax_exempt": "none", "tax_ids": [],
+            "address": None,
+            "email": customer["email"],
+            "name": customer["name"],
+            "phone": None,
+            "tax_exempt": "none",
+            "tax_ids": [],
         },
     )
     state.emit("checkout.session.completed", session)

@@ -10,7 +10,10 @@ from ..router import route
 from ..state import State
 
 LIST_PARAMS = {
-    "limit": None, "starting_after": None, "ending_before": None, "created": ANY,
+    "limit": None,
+    "starting_after": None,
+    "ending_before": None,
+    "created": ANY,
 }
 
 _CUSTOMER_FIELDS = {
@@ -19,7 +22,9 @@ _CUSTOMER_FIELDS = {
     "email": None,
     "invoice_prefix": None,
     "invoice_settings": {
-        "custom_fields": ANY, "default_payment_method": None, "footer": None,
+        "custom_fields": ANY,
+        "default_payment_method": None,
+        "footer": None,
         "rendering_options": ANY,
     },
     "metadata": ANY,
@@ -62,8 +67,7 @@ def customer_create(state: State, params: dict) -> dict:
             "description": _nullable(params.get("description")),
             "discount": None,
             "email": _nullable(params.get("email")),
-            "invoice_prefix": params.get("invoice_prefix")
-            or secrets.token_hex(4).upper(),
+            "invoice_prefix": params.get("invoice_prefix") or secrets.token_hex(4).upper(),
             "invoice_settings": {
                 "custom_fields": None,
                 "default_payment_method": None,
@@ -80,7 +84,9 @@ def customer_create(state: State, params: dict) -> dict:
             "tax_exempt": params.get("tax_exempt") or "none",
             "test_clock": None,
             "_sources": {
-                "object": "list", "data": [], "has_more": False,
+                "object": "list",
+                "data": [],
+                "has_more": False,
                 "url": f"/v1/customers/{customer_id}/sources",
             },
         }
@@ -170,15 +176,23 @@ def _card_payment_method(state: State, token: str) -> dict:
             "allow_redisplay": "unspecified",
             "billing_details": {
                 "address": {
-                    "city": None, "country": None, "line1": None, "line2": None,
-                    "postal_code": None, "state": None,
+                    "city": None,
+                    "country": None,
+                    "line1": None,
+                    "line2": None,
+                    "postal_code": None,
+                    "state": None,
                 },
-                "email": None, "name": None, "phone": None, "tax_id": None,
+                "email": None,
+                "name": None,
+                "phone": None,
+                "tax_id": None,
             },
             "card": {
                 "brand": brand,
                 "checks": {
-                    "address_line1_check": None, "address_postal_code_check": None,
+                    "address_line1_check": None,
+                    "address_postal_code_check": None,
                     "cvc_check": "pass",
                 },
                 "country": "US",
@@ -204,7 +218,7 @@ def _card_payment_method(state: State, token: str) -> dict:
     )
 
 
-def card_for_customer(state: State, customer_id: str, token: str = "pm_card_visa") -> dict:
+def card_for_customer(state: State, customer_id: str, token: str = "pm_card_visa") -> dict:  # noqa: S107
     """A fresh test card attached to the customer (the hosted pages' "card" input)."""
     return payment_method_attach(state, {"customer": customer_id}, token)
 
@@ -239,7 +253,8 @@ def payment_method_retrieve(state: State, params: dict, id: str) -> dict:
 def payment_method_list(state: State, params: dict) -> dict:
     validate(params, {**LIST_PARAMS, "customer": None, "type": None})
     items = [
-        pm for pm in state.store.all("payment_method")
+        pm
+        for pm in state.store.all("payment_method")
         if (not params.get("customer") or pm["customer"] == params["customer"])
         and (not params.get("type") or pm["type"] == params["type"])
     ]

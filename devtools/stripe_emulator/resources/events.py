@@ -19,8 +19,7 @@ def event_retrieve(state: State, params: dict, id: str) -> dict:
 
 @route("GET", "/v1/events")
 def event_list(state: State, params: dict) -> dict:
-    validate(params, {**LIST_PARAMS, "type": None, "types": [None],
-                      "delivery_success": None})
+    validate(params, {**LIST_PARAMS, "type": None, "types": [None], "delivery_success": None})
     items = state.store.all("event")
     if params.get("type"):
         pattern = params["type"]
@@ -34,8 +33,12 @@ def event_list(state: State, params: dict) -> dict:
 
 
 _ENDPOINT_FIELDS = {
-    "api_version": None, "connect": None, "description": None, "enabled_events": [None],
-    "metadata": ANY, "url": None,
+    "api_version": None,
+    "connect": None,
+    "description": None,
+    "enabled_events": [None],
+    "metadata": ANY,
+    "url": None,
 }
 
 
@@ -73,8 +76,16 @@ def endpoint_retrieve(state: State, params: dict, id: str) -> dict:
 
 @route("POST", "/v1/webhook_endpoints/{id}")
 def endpoint_update(state: State, params: dict, id: str) -> dict:
-    validate(params, {"description": None, "disabled": None, "enabled_events": [None],
-                      "metadata": ANY, "url": None})
+    validate(
+        params,
+        {
+            "description": None,
+            "disabled": None,
+            "enabled_events": [None],
+            "metadata": ANY,
+            "url": None,
+        },
+    )
     endpoint = state.store.get(id, "webhook_endpoint")
     if "url" in params:
         endpoint["url"] = params["url"]
@@ -101,4 +112,3 @@ def endpoint_delete(state: State, params: dict, id: str) -> dict:
 def endpoint_list(state: State, params: dict) -> dict:
     validate(params, LIST_PARAMS)
     return state.store.page(state.store.all("webhook_endpoint"), params, "/v1/webhook_endpoints")
-

@@ -18,14 +18,24 @@ def invoice_retrieve(state: State, params: dict, id: str) -> dict:
 
 @route("GET", "/v1/invoices")
 def invoice_list(state: State, params: dict) -> dict:
-    validate(params, {**LIST_PARAMS, "customer": None, "subscription": None, "status": None,
-                      "collection_method": None, "due_date": ANY})
+    validate(
+        params,
+        {
+            **LIST_PARAMS,
+            "customer": None,
+            "subscription": None,
+            "status": None,
+            "collection_method": None,
+            "due_date": ANY,
+        },
+    )
     items = state.store.all("invoice")
     if params.get("customer"):
         items = [i for i in items if i["customer"] == params["customer"]]
     if params.get("subscription"):
         items = [
-            i for i in items
+            i
+            for i in items
             if i["parent"]["subscription_details"]["subscription"] == params["subscription"]
         ]
     if params.get("status"):

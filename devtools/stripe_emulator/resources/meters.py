@@ -38,8 +38,11 @@ def meter_create(state: State, params: dict) -> dict:
         },
     )
     require(params, "display_name", "event_name", "default_aggregation.formula")
-    formula = choice(params["default_aggregation"]["formula"], "default_aggregation[formula]",
-                     ("sum", "count", "last"))
+    formula = choice(
+        params["default_aggregation"]["formula"],
+        "default_aggregation[formula]",
+        ("sum", "count", "last"),
+    )
     store = state.store
     for meter in store.all("billing.meter"):
         if meter["event_name"] == params["event_name"] and meter["status"] == "active":
@@ -145,14 +148,15 @@ def meter_event_create(state: State, params: dict) -> dict:
             code="timestamp_in_future",
         )
     meter = next(
-        (m for m in store.all("billing.meter")
-         if m["event_name"] == params["event_name"] and m["status"] == "active"),
+        (
+            m
+            for m in store.all("billing.meter")
+            if m["event_name"] == params["event_name"] and m["status"] == "active"
+        ),
         None,
     )
     value_key = meter["value_settings"]["event_payload_key"] if meter else "value"
-    customer_key = (
-        meter["customer_mapping"]["event_payload_key"] if meter else "stripe_customer_id"
-    )
+    customer_key = meter["customer_mapping"]["event_payload_key"] if meter else "stripe_customer_id"
     raw_value = payload.get(value_key)
     if raw_value is None:
         raise StripeError(
@@ -189,8 +193,10 @@ def meter_event_create(state: State, params: dict) -> dict:
     if meter is None:
         store.meter_event_errors.append({**event, "code": "no_meter"})
     elif not isinstance(customer_id, str) or store.find(customer_id) is None:
-        code = "meter_event_no_customer_defined" if customer_id is None else (
-            "meter_event_customer_not_found"
+        code = (
+            "meter_event_no_customer_defined"
+            if customer_id is None
+            else ("meter_event_customer_not_found")
         )
         store.meter_event_errors.append({**event, "code": code})
     else:
@@ -210,8 +216,13 @@ def meter_event_create(state: State, params: dict) -> dict:
 def meter_event_summaries(state: State, params: dict, id: str) -> dict:
     validate(
         params,
-        {**LIST_PARAMS, "customer": None, "start_time": None, "end_time": None,
-         "value_grouping_window": None},
+        {
+            **LIST_PARAMS,
+            "customer": None,
+            "start_time": None,
+            "end_time": None,
+            "value_grouping_window": None,
+        },
     )
     require(params, "customer", "start_time", "end_time")
     meter = state.store.get(id, "billing.meter")

@@ -27,8 +27,11 @@ def _default_configuration(state: State) -> dict:
             "object": "billing_portal.configuration",
             "active": True,
             "application": None,
-            "business_profile": {"headline": None, "privacy_policy_url": None,
-                                 "terms_of_service_url": None},
+            "business_profile": {
+                "headline": None,
+                "privacy_policy_url": None,
+                "terms_of_service_url": None,
+            },
             "created": now,
             "default_return_url": None,
             "features": {
@@ -50,8 +53,17 @@ def _default_configuration(state: State) -> dict:
 
 @route("POST", "/v1/billing_portal/sessions")
 def portal_session_create(state: State, params: dict) -> dict:
-    validate(params, {"configuration": None, "customer": None, "flow_data": None,
-                      "locale": None, "on_behalf_of": None, "return_url": None})
+    validate(
+        params,
+        {
+            "configuration": None,
+            "customer": None,
+            "flow_data": None,
+            "locale": None,
+            "on_behalf_of": None,
+            "return_url": None,
+        },
+    )
     require(params, "customer")
     store = state.store
     store.get(params["customer"], "customer", "customer")
@@ -91,8 +103,11 @@ def configuration_retrieve(state: State, params: dict, id: str) -> dict:
 def portal_subscription(state: State, customer_id: str) -> dict | None:
     """The customer's current (not canceled) subscription, newest first."""
     return next(
-        (s for s in state.store.all("subscription")
-         if s["customer"] == customer_id and s["status"] != "canceled"),
+        (
+            s
+            for s in state.store.all("subscription")
+            if s["customer"] == customer_id and s["status"] != "canceled"
+        ),
         None,
     )
 
@@ -104,8 +119,11 @@ def switchable_products(state: State) -> list[tuple[dict, dict, dict | None]]:
     for product in reversed(store.all("product")):
         if not product["active"]:
             continue
-        prices = [p for p in store.all("price")
-                  if p["product"] == product["id"] and p["active"] and p["recurring"]]
+        prices = [
+            p
+            for p in store.all("price")
+            if p["product"] == product["id"] and p["active"] and p["recurring"]
+        ]
         licensed = next((p for p in prices if not is_metered(p)), None)
         metered = next((p for p in prices if is_metered(p)), None)
         if licensed:

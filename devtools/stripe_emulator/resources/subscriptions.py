@@ -20,7 +20,11 @@ from ..state import State
 from .customers import LIST_PARAMS
 
 _ITEM = {
-    "id": None, "price": None, "quantity": None, "deleted": None, "clear_usage": None,
+    "id": None,
+    "price": None,
+    "quantity": None,
+    "deleted": None,
+    "clear_usage": None,
     "metadata": ANY,
 }
 
@@ -33,20 +37,31 @@ def subscription_retrieve(state: State, params: dict, id: str) -> dict:
 
 @route("GET", "/v1/subscriptions")
 def subscription_list(state: State, params: dict) -> dict:
-    validate(params, {**LIST_PARAMS, "customer": None, "price": None, "status": None,
-                      "test_clock": None, "current_period_end": ANY,
-                      "current_period_start": ANY})
+    validate(
+        params,
+        {
+            **LIST_PARAMS,
+            "customer": None,
+            "price": None,
+            "status": None,
+            "test_clock": None,
+            "current_period_end": ANY,
+            "current_period_start": ANY,
+        },
+    )
     items = state.store.all("subscription")
     status = params.get("status")
     if status != "all":
         # Stripe's default list leaves canceled subscriptions out.
-        items = [s for s in items if s["status"] == status or (not status and s["status"]
-                                                                != "canceled")]
+        items = [
+            s for s in items if s["status"] == status or (not status and s["status"] != "canceled")
+        ]
     if params.get("customer"):
         items = [s for s in items if s["customer"] == params["customer"]]
     if params.get("price"):
         items = [
-            s for s in items
+            s
+            for s in items
             if any(i["_price_id"] == params["price"] for i in subscription_items(state, s["id"]))
         ]
     return state.store.page(items, params, "/v1/subscriptions", params.get("expand"))
@@ -56,9 +71,15 @@ def subscription_list(state: State, params: dict) -> dict:
 def subscription_update(state: State, params: dict, id: str) -> dict:
     validate(
         params,
-        {"cancel_at_period_end": None, "default_payment_method": None, "description": None,
-         "items": [_ITEM], "metadata": ANY, "proration_behavior": None,
-         "cancellation_details": {"comment": None, "feedback": None}},
+        {
+            "cancel_at_period_end": None,
+            "default_payment_method": None,
+            "description": None,
+            "items": [_ITEM],
+            "metadata": ANY,
+            "proration_behavior": None,
+            "cancellation_details": {"comment": None, "feedback": None},
+        },
     )
     store = state.store
     sub = store.get(id, "subscription")
@@ -108,8 +129,10 @@ def _apply_item_change(state: State, sub: dict, change: dict, name: str) -> None
     else:
         if not change.get("price"):
             raise StripeError(
-                f"Missing required param: {name}[price].", code="parameter_missing",
-                param=f"{name}[price]", replayable=False,
+                f"Missing required param: {name}[price].",
+                code="parameter_missing",
+                param=f"{name}[price]",
+                replayable=False,
             )
         price = store.get(change["price"], "price", f"{name}[price]")
         item = subscription_add_item(state, sub, price["id"], change.get("quantity"))
@@ -131,7 +154,9 @@ def subscription_delete(state: State, params: dict, id: str) -> dict:
     if sub["status"] == "canceled":
         raise StripeError(
             f"No such subscription: '{id}' — it is already canceled.",
-            status=404, code="resource_missing", param="id",
+            status=404,
+            code="resource_missing",
+            param="id",
         )
     subscription_cancel(
         state, sub, invoice_now=to_bool(params.get("invoice_now", "false"), "invoice_now")
@@ -150,8 +175,10 @@ def item_list(state: State, params: dict) -> dict:
     validate(params, {**LIST_PARAMS, "subscription": None})
     if not params.get("subscription"):
         raise StripeError(
-            "Missing required param: subscription.", code="parameter_missing",
-            param="subscription", replayable=False,
+            "Missing required param: subscription.",
+            code="parameter_missing",
+            param="subscription",
+            replayable=False,
         )
     state.store.get(params["subscription"], "subscription", "subscription")
     items = list(reversed(subscription_items(state, params["subscription"])))

@@ -1,0 +1,68 @@
+"""``make run``: the whole product in one process, on the embedded defaults.
+
+Migrates, starts the bundled Stripe emulator when no Stripe key is set, seeds the demo, starts
+Celery beat in a thread (tasks run eagerly in this process, so the in-process limiter's counters
+are rolled up by the same process that holds them), then serves HTTP.
+"""
+
+import logging
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from portal import celery_app
+
+logger = logging.getLogger(__name__)
+
+
+class Command(BaseCommand):
+    help = "Run the portal with its jobs (and the Stripe emulator when no Stripe key is set)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1", help="Address to bind (default 127.0.0.1).")
+        parser.add_argument("--port", type=int, default=8000, help="Port to bind (default 8000).")
+        parser.add_argument("--no-jobs", action="store_true", help="Do not run the beat jobs.")
+        parser.add_argument("--no-seed", action="store_true", help="Do not seed the demo data.")
+
+    def handle(self, *args, host: str, port: int, no_jobs: bool, no_seed: bool, **options):
+        if settings.REDIS_URL:
+            raise CommandError(
+                "serve runs the embedded mode; with REDIS_URL set run gunicorn, "
+                "`celery -A portal worker` and `celery -A portal beat` (see the README)."
+            )
+        call_command("migrate", interactive=False, verbosity=0)
+        emulator = self._start_emulator() if settings.STRIPE_USE_EMULATOR else None
+        if not no_seed:
+            call_command("seed_demo", stdout=self.stdout)
+        if not no_jobs:
+            self._start_beat()
+        self.stdout.write(self.style.SUCCESS(f"\nMeterdesk is running at http://{host}:{port}/"))
+        self.stdout.write(f"  Emails are written to {settings.EMAIL_FILE_PATH}/")
+        if emulator is not None:
+            self.stdout.write(f"  Stripe emulator: {emulator.url}/ (no real Stripe account needed)")
+        self.stdout.write("  Press Ctrl+C to stop.\n")
+        call_command("runserver", f"{host}:{port}", use_reloader=False, use_threading=True)
+
+    def _start_emulator(self):
+        from devtools.stripe_emulator import Emulator
+
+        emulator = Emulator(port=settings.STRIPE_EMULATOR_PORT)
+        try:
+            emulator.start()
+        except OSError as exc:
+            raise CommandError(
+                f"The Stripe emulator cannot listen on port {settings.STRIPE_EMULATOR_PORT} "
+                f"({exc}); set STRIPE_EMULATOR_PORT to a free port."
+            ) from exc
+        return emulator
+
+    def _start_beat(self) -> None:
+        from celery.beat import EmbeddedService
+
+        settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+        beat = EmbeddedService(
+            celery_app, thread=True, schedule_filename=settings.CELERY_BEAT_SCHEDULE_FILENAME
+        )
+        beat.start()
+        logger.info("Celery beat runs in-process; jobs run eagerly in this process")
