@@ -6,6 +6,8 @@ are rolled up by the same process that holds them), then serves HTTP.
 """
 
 import logging
+import os
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
@@ -31,6 +33,10 @@ class Command(BaseCommand):
                 "serve runs the embedded mode; with REDIS_URL set run gunicorn, "
                 "`celery -A portal worker` and `celery -A portal beat` (see the README)."
             )
+        settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+        if settings.EMAIL_BACKEND.endswith("filebased.EmailBackend"):
+            Path(settings.EMAIL_FILE_PATH).mkdir(parents=True, exist_ok=True)
+        self.stdout.write("Applying migrations (the first run takes about a minute)...")
         call_command("migrate", interactive=False, verbosity=0)
         emulator = self._start_emulator() if settings.STRIPE_USE_EMULATOR else None
         if not no_seed:
@@ -42,6 +48,8 @@ class Command(BaseCommand):
         if emulator is not None:
             self.stdout.write(f"  Stripe emulator: {emulator.url}/ (no real Stripe account needed)")
         self.stdout.write("  Press Ctrl+C to stop.\n")
+        # The embedded mode is for one machine; production serves portal.wsgi with gunicorn.
+        os.environ.setdefault("DJANGO_RUNSERVER_HIDE_WARNING", "true")
         call_command("runserver", f"{host}:{port}", use_reloader=False, use_threading=True)
 
     def _start_emulator(self):
@@ -60,7 +68,6 @@ class Command(BaseCommand):
     def _start_beat(self) -> None:
         from celery.beat import EmbeddedService
 
-        settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
         beat = EmbeddedService(
             celery_app, thread=True, schedule_filename=settings.CELERY_BEAT_SCHEDULE_FILENAME
         )
