@@ -12,3 +12,6 @@ class BillingConfig(AppConfig):
         # Set here rather than through dj-stripe's STRIPE_API_HOST, whose check warns about it.
         if settings.STRIPE_API_BASE:
             stripe.api_base = settings.STRIPE_API_BASE
+        # Connects the webhook receivers, after dj-stripe's own (djstripe comes first in
+        # INSTALLED_APPS), so ours see the objects dj-stripe has just synced.
+        from billing import webhooks  # noqa: F401

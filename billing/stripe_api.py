@@ -5,7 +5,11 @@ from django.conf import settings
 
 
 def stripe_api_key() -> str:
-    return settings.STRIPE_LIVE_SECRET_KEY if settings.STRIPE_LIVE_MODE else settings.STRIPE_TEST_SECRET_KEY
+    return (
+        settings.STRIPE_LIVE_SECRET_KEY
+        if settings.STRIPE_LIVE_MODE
+        else settings.STRIPE_TEST_SECRET_KEY
+    )
 
 
 def stripe_client(*, timeout: float | None = None) -> stripe.StripeClient:

@@ -1,20 +1,138 @@
-"""Pricing and billing pages."""
+"""Pricing and billing pages, and the two buttons that leave for Stripe (Checkout, portal)."""
 
+import logging
+import time
+
+import stripe
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST, require_safe
 
-from billing.selectors import tier_list_public
+from billing.models import Tier
+from billing.selectors import invoice_list_for_account, tier_list_public
+from billing.services import BillingError, billing_portal_session_create, checkout_session_create
+from portal.models import Account
 from portal.selectors import account_for_user
 from portal.services import account_create
 
+logger = logging.getLogger(__name__)
 
+# How long the billing page waits (refreshing itself) for the webhook after Checkout.
+CHECKOUT_WAIT_SECONDS = 60
+CHECKOUT_SESSION_KEY = "billing_checkout"
+STRIPE_DOWN = "Stripe could not be reached, so nothing was charged. Please try again in a minute."
+# A subscription in these states is changed in the customer portal, not with a second Checkout.
+SUBSCRIBED = {
+    Account.PaymentStatus.ACTIVE,
+    Account.PaymentStatus.TRIALING,
+    Account.PaymentStatus.PAST_DUE,
+    Account.PaymentStatus.UNPAID,
+}
+
+
+def _redirect_303(url: str) -> HttpResponseRedirect:
+    # 303: the browser follows a POST's redirect with a GET, whatever the target.
+    response = HttpResponseRedirect(url)
+    response.status_code = 303
+    return response
+
+
+def _account(request: HttpRequest) -> Account:
+    return account_for_user(request.user) or account_create(owner=request.user)
+
+
+@require_safe
 def pricing(request: HttpRequest) -> HttpResponse:
-    account = account_for_user(request.user) if request.user.is_authenticated else None
-    return render(request, "billing/pricing.html", {"tiers": tier_list_public(), "account": account})
+    account = _account(request) if request.user.is_authenticated else None
+    context = {
+        "tiers": list(tier_list_public()),
+        "account": account,
+        # None for visitors: no tier is marked as theirs.
+        "current_tier_id": account.tier_id if account is not None else None,
+        "subscribed": account is not None and account.payment_status in SUBSCRIBED,
+        "cancelled": request.GET.get("checkout") == "cancelled",
+    }
+    return render(request, "billing/pricing.html", context)
 
 
 @login_required
+@require_safe
+@never_cache
 def billing_overview(request: HttpRequest) -> HttpResponse:
-    account = account_for_user(request.user) or account_create(owner=request.user)
-    return render(request, "billing/billing.html", {"account": account})
+    account = _account(request)
+    pending = _checkout_pending(request, account)
+    context = {
+        "account": account,
+        "period": account.current_period(),
+        "invoices": invoice_list_for_account(account),
+        "subscribed": account.payment_status in SUBSCRIBED,
+        "checkout": pending,
+    }
+    return render(request, "billing/billing.html", context)
+
+
+def _checkout_pending(request: HttpRequest, account: Account) -> dict | None:
+    """After Checkout, Stripe's redirect usually beats its webhook: until the account is on the
+    tier just bought, the page says so and refreshes itself, for up to a minute."""
+    started = request.session.get(CHECKOUT_SESSION_KEY)
+    if request.GET.get("checkout") != "success" or not started:
+        return None
+    if account.tier.slug == started["tier"]:
+        del request.session[CHECKOUT_SESSION_KEY]
+        messages.success(request, f"Payment received: you are now on {account.tier.name}.")
+        return None
+    waited = time.time() - started["at"]
+    return {"tier": started["name"], "waiting": waited < CHECKOUT_WAIT_SECONDS}
+
+
+@login_required
+@require_POST
+def checkout(request: HttpRequest) -> HttpResponse:
+    """Upgrade: off to Stripe Checkout for the chosen tier (or to the customer portal, where a
+    subscribed developer switches tiers)."""
+    account = _account(request)
+    tier = get_object_or_404(Tier, slug=request.POST.get("tier", ""), is_public=True)
+    if account.payment_status in SUBSCRIBED and account.stripe_customer is not None:
+        if account.subscribed_tier_id == tier.pk:
+            messages.info(request, f"You are already subscribed to {tier.name}.")
+            return _redirect_303(reverse("billing:overview"))
+        return _leave_for_portal(request, account)
+    try:
+        url = checkout_session_create(account=account, tier=tier)
+    except BillingError as error:
+        messages.error(request, str(error))
+        return redirect("billing:pricing")
+    except stripe.StripeError:
+        logger.exception("Checkout for account %s failed", account.pk)
+        messages.error(request, STRIPE_DOWN)
+        return redirect("billing:pricing")
+    request.session[CHECKOUT_SESSION_KEY] = {
+        "tier": tier.slug,
+        "name": tier.name,
+        "at": time.time(),
+    }
+    return _redirect_303(url)
+
+
+@login_required
+@require_POST
+def portal(request: HttpRequest) -> HttpResponse:
+    """Manage billing: off to the Stripe customer portal (card, tier, cancel, invoices)."""
+    return _leave_for_portal(request, _account(request))
+
+
+def _leave_for_portal(request: HttpRequest, account: Account) -> HttpResponse:
+    try:
+        url = billing_portal_session_create(account=account)
+    except BillingError as error:
+        messages.info(request, str(error))
+        return redirect("billing:pricing")
+    except stripe.StripeError:
+        logger.exception("Customer portal for account %s failed", account.pk)
+        messages.error(request, STRIPE_DOWN)
+        return redirect("billing:overview")
+    return _redirect_303(url)

@@ -1,0 +1,72 @@
+"""A Stripe subscription read into the few facts an account's billing state depends on.
+
+Pure parsing, no I/O. In API ``2026-05-27.dahlia`` the current period lives on each subscription
+item (``items.data[].current_period_start/end``), no longer on the subscription itself; older
+payloads are still read from the subscription as a fallback.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+# Stripe statuses in which the customer keeps (or is about to keep) what they pay for.
+PAYING = frozenset({"active", "trialing"})
+# Payment failed: the customer keeps the tier for the grace period only.
+PAYMENT_DUE = frozenset({"past_due", "unpaid"})
+# The subscription is over (or never started): the account goes back to the default tier.
+ENDED = frozenset({"canceled", "incomplete_expired", "paused"})
+
+
+def _id(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return value.get("id")
+    return value or None
+
+
+def _moment(timestamp: Any) -> datetime | None:
+    return datetime.fromtimestamp(int(timestamp), UTC) if timestamp else None
+
+
+@dataclass(frozen=True)
+class SubscriptionState:
+    id: str
+    customer_id: str | None
+    status: str
+    product_ids: tuple[str, ...]
+    price_ids: tuple[str, ...]
+    period_start: datetime | None
+    period_end: datetime | None
+    cancel_at_period_end: bool
+    # The account id we put in the metadata at Checkout; None when the subscription was made
+    # elsewhere (e.g. in the Stripe dashboard).
+    account_id: int | None
+
+    @classmethod
+    def from_stripe(cls, data: dict[str, Any]) -> "SubscriptionState":
+        items = (data.get("items") or {}).get("data") or []
+        prices = [item.get("price") or {} for item in items]
+        starts = [
+            item.get("current_period_start") for item in items if item.get("current_period_start")
+        ]
+        ends = [item.get("current_period_end") for item in items if item.get("current_period_end")]
+        metadata = data.get("metadata") or {}
+        account_id = str(metadata.get("account_id") or "")
+        return cls(
+            id=data["id"],
+            customer_id=_id(data.get("customer")),
+            status=data.get("status") or "incomplete",
+            product_ids=tuple(p for p in (_id(price.get("product")) for price in prices) if p),
+            price_ids=tuple(p for p in (_id(price) for price in prices) if p),
+            period_start=_moment(min(starts) if starts else data.get("current_period_start")),
+            period_end=_moment(max(ends) if ends else data.get("current_period_end")),
+            cancel_at_period_end=bool(data.get("cancel_at_period_end")),
+            account_id=int(account_id) if account_id.isdigit() else None,
+        )
+
+
+def invoice_subscription_id(invoice: dict[str, Any]) -> str | None:
+    """The subscription an invoice bills: ``parent.subscription_details`` since API basil,
+    ``invoice.subscription`` before."""
+    parent = invoice.get("parent") or {}
+    details = parent.get("subscription_details") or {}
+    return _id(details.get("subscription")) or _id(invoice.get("subscription"))

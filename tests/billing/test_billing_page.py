@@ -1,0 +1,69 @@
+"""GET /billing/ — tier, status, period, notices and the invoices dj-stripe stored."""
+
+import pytest
+from django.test import Client
+
+from tests.billing.conftest import checkout_and_pay
+
+
+@pytest.mark.django_db
+def test_a_free_developer_sees_the_plan_and_an_upgrade_button(owner_client, account):
+    response = owner_client.get("/billing/")
+    page = response.content.decode()
+
+    assert response.status_code == 200
+    assert account.tier.name in page
+    assert "No subscription" in page
+    assert 'data-testid="manage-billing"' not in page
+    assert "No invoices yet" in page
+    assert "Upgrade" in page
+
+
+@pytest.mark.django_db
+def test_a_subscriber_sees_status_period_and_invoices_with_links(owner_client, subscribed):
+    page = owner_client.get("/billing/").content.decode()
+
+    assert 'data-testid="manage-billing"' in page
+    assert ">Active<" in page
+    assert f"Renews {subscribed.period_end:%-d %b %Y}" in page
+    invoices = owner_client.get("/billing/").context["invoices"]
+    assert len(invoices) == 1
+    invoice = invoices[0]
+    assert invoice.status == "paid" and invoice.total == 2900
+    assert invoice.number in page
+    assert "$29.00" in page
+    assert invoice.hosted_invoice_url in page and invoice.invoice_pdf in page
+
+
+@pytest.mark.django_db
+def test_nobody_sees_another_developers_invoices(subscribed, outsider):
+    outsider_client = Client()
+    outsider_client.force_login(outsider)
+
+    page = outsider_client.get("/billing/")
+
+    assert page.context["invoices"] == []
+    assert "No invoices yet" in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_after_a_minute_without_webhook_the_page_stops_refreshing(
+    owner_client, account, catalog, webhooks
+):
+    checkout_and_pay(owner_client, catalog.pro)
+    session = owner_client.session
+    session["billing_checkout"]["at"] -= 61
+    session.save()
+
+    page = owner_client.get("/billing/?checkout=success").content.decode()
+
+    assert 'http-equiv="refresh"' not in page
+    assert "has not confirmed your subscription to Pro yet" in page
+
+
+@pytest.mark.django_db
+def test_the_billing_page_needs_login(client):
+    response = client.get("/billing/")
+
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")

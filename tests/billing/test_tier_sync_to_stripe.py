@@ -1,0 +1,220 @@
+"""billing.services.tier_sync_to_stripe / tiers_sync_to_stripe against the Stripe emulator."""
+
+from decimal import Decimal
+
+import pytest
+from djstripe.models import Price
+
+from billing.models import Tier
+from billing.services import tier_sync_to_stripe, tiers_sync_to_stripe
+from portal.models import AuditEntry
+from tests.factories import PaidTierFactory, TierFactory
+
+
+def _writes(emulator) -> int:
+    return emulator.request_count("/v1/", method="POST")
+
+
+@pytest.mark.django_db
+def test_a_paid_tier_gets_a_product_a_base_price_and_a_metered_price_on_the_meter(
+    stripe_api, stripe_client, settings
+):
+    tier = PaidTierFactory(
+        slug="pro",
+        name="Pro",
+        base_price_cents=2900,
+        included_units=50_000,
+        overage_unit_price_cents=Decimal("0.1"),
+    )
+
+    result = tier_sync_to_stripe(tier=tier)
+
+    tier.refresh_from_db()
+    assert result.changed
+    product = stripe_client.v1.products.retrieve(tier.stripe_product.id)
+    assert (product.name, product.metadata["meterdesk_tier"]) == ("Pro", "pro")
+    base = stripe_client.v1.prices.retrieve(tier.stripe_base_price.id)
+    assert (base.unit_amount, base.currency, base.recurring.interval) == (2900, "usd", "month")
+    assert base.recurring.usage_type == "licensed"
+    metered = stripe_client.v1.prices.retrieve(
+        tier.stripe_metered_price.id, params={"expand": ["tiers"]}
+    )
+    assert metered.recurring.usage_type == "metered"
+    assert metered.recurring.meter == tier.stripe_meter_id
+    assert (metered.billing_scheme, metered.tiers_mode) == ("tiered", "graduated")
+    assert [(t.up_to, t.unit_amount_decimal) for t in metered.tiers] == [
+        (50_000, Decimal("0")),
+        (None, Decimal("0.1")),
+    ]
+    meter = stripe_client.v1.billing.meters.retrieve(tier.stripe_meter_id)
+    assert meter.event_name == settings.STRIPE_METER_EVENT_NAME
+    assert meter.default_aggregation.formula == "sum"
+    assert meter.customer_mapping.event_payload_key == "stripe_customer_id"
+    assert meter.value_settings.event_payload_key == "value"
+    # Stored through dj-stripe, so the admin and the billing pages read them locally.
+    assert tier.stripe_product.name == "Pro"
+    assert tier.stripe_base_price.product == tier.stripe_product
+
+
+@pytest.mark.django_db
+def test_a_second_run_creates_and_changes_nothing(stripe_api):
+    TierFactory(slug="free-plan", is_default=False)
+    PaidTierFactory(slug="pro")
+    PaidTierFactory(slug="team", base_price_cents=9900)
+    tiers_sync_to_stripe()
+    writes_after_first_run = _writes(stripe_api)
+    ids = list(
+        Tier.objects.order_by("slug").values_list(
+            "slug",
+            "stripe_product__id",
+            "stripe_base_price__id",
+            "stripe_metered_price__id",
+            "stripe_meter_id",
+        )
+    )
+    audits = AuditEntry.objects.count()
+
+    results = tiers_sync_to_stripe()
+
+    assert _writes(stripe_api) == writes_after_first_run
+    assert not any(result.changed for result in results)
+    assert ids == list(
+        Tier.objects.order_by("slug").values_list(
+            "slug",
+            "stripe_product__id",
+            "stripe_base_price__id",
+            "stripe_metered_price__id",
+            "stripe_meter_id",
+        )
+    )
+    assert AuditEntry.objects.count() == audits
+    assert stripe_api.request_count("/v1/billing/meters", method="POST") == 1
+
+
+@pytest.mark.django_db
+def test_a_price_change_creates_a_new_price_and_archives_the_old_one(stripe_api, stripe_client):
+    tier = PaidTierFactory(slug="pro", base_price_cents=2900)
+    tier_sync_to_stripe(tier=tier)
+    tier.refresh_from_db()
+    old_base, old_metered = tier.stripe_base_price.id, tier.stripe_metered_price.id
+
+    tier.base_price_cents = 3900
+    tier.save()
+    result = tier_sync_to_stripe(tier=tier)
+
+    tier.refresh_from_db()
+    assert tier.stripe_base_price.id != old_base
+    assert stripe_client.v1.prices.retrieve(tier.stripe_base_price.id).unit_amount == 3900
+    assert stripe_client.v1.prices.retrieve(old_base).active is False
+    assert Price.objects.get(id=old_base).active is False
+    # The metered price did not change, so it is kept.
+    assert tier.stripe_metered_price.id == old_metered
+    assert result.created == [tier.stripe_base_price.id] and result.archived == [old_base]
+    # The lookup key moved to the new price.
+    found = stripe_client.v1.prices.list(params={"lookup_keys": ["meterdesk_pro_base"]})
+    assert [p.id for p in found.data] == [tier.stripe_base_price.id]
+    entry = AuditEntry.objects.filter(action="tier.sync_to_stripe").first()
+    assert entry.before["base_price"] == old_base
+    assert entry.after["base_price"] == tier.stripe_base_price.id
+
+
+@pytest.mark.django_db
+def test_an_overage_change_replaces_only_the_metered_price(stripe_api, stripe_client):
+    tier = PaidTierFactory(slug="pro", overage_unit_price_cents=Decimal("0.05"))
+    tier_sync_to_stripe(tier=tier)
+    tier.refresh_from_db()
+    old_base, old_metered = tier.stripe_base_price.id, tier.stripe_metered_price.id
+
+    tier.overage_unit_price_cents = Decimal("0.04")
+    tier.save()
+    tier_sync_to_stripe(tier=tier)
+
+    tier.refresh_from_db()
+    assert tier.stripe_base_price.id == old_base
+    assert tier.stripe_metered_price.id != old_metered
+    assert stripe_client.v1.prices.retrieve(old_metered).active is False
+
+
+@pytest.mark.django_db
+def test_a_block_tier_bills_nothing_past_its_included_units(stripe_api, stripe_client):
+    tier = PaidTierFactory(
+        slug="starter",
+        base_price_cents=900,
+        included_units=10_000,
+        overage_policy=Tier.OveragePolicy.BLOCK,
+        overage_unit_price_cents=Decimal("0.5"),
+    )
+
+    tier_sync_to_stripe(tier=tier)
+
+    tier.refresh_from_db()
+    metered = stripe_client.v1.prices.retrieve(
+        tier.stripe_metered_price.id, params={"expand": ["tiers"]}
+    )
+    assert [(t.up_to, t.unit_amount_decimal) for t in metered.tiers] == [
+        (10_000, Decimal("0")),
+        (None, Decimal("0")),
+    ]
+
+
+@pytest.mark.django_db
+def test_a_free_tier_needs_no_stripe_objects(stripe_api):
+    tier = TierFactory(slug="hobby", base_price_cents=0, overage_policy=Tier.OveragePolicy.BLOCK)
+
+    result = tier_sync_to_stripe(tier=tier)
+
+    tier.refresh_from_db()
+    assert not result.changed
+    assert tier.stripe_product is None and tier.stripe_base_price is None
+    assert stripe_api.request_count("/v1/products", method="POST") == 0
+    assert stripe_api.request_count("/v1/prices", method="POST") == 0
+
+
+@pytest.mark.django_db
+def test_a_paid_tier_made_free_can_no_longer_be_bought(stripe_api, stripe_client):
+    tier = PaidTierFactory(slug="pro")
+    tier_sync_to_stripe(tier=tier)
+    tier.refresh_from_db()
+    base, metered = tier.stripe_base_price.id, tier.stripe_metered_price.id
+
+    tier.base_price_cents = 0
+    tier.overage_policy = Tier.OveragePolicy.BLOCK
+    tier.save()
+    tier_sync_to_stripe(tier=tier)
+
+    tier.refresh_from_db()
+    assert tier.stripe_base_price is None and tier.stripe_metered_price is None
+    assert stripe_client.v1.prices.retrieve(base).active is False
+    assert stripe_client.v1.prices.retrieve(metered).active is False
+
+
+@pytest.mark.django_db
+def test_a_renamed_tier_updates_its_product_in_place(stripe_api, stripe_client):
+    tier = PaidTierFactory(slug="pro", name="Pro")
+    tier_sync_to_stripe(tier=tier)
+    tier.refresh_from_db()
+    product_id = tier.stripe_product.id
+
+    tier.name = "Professional"
+    tier.save()
+    result = tier_sync_to_stripe(tier=tier)
+
+    tier.refresh_from_db()
+    assert result.updated == [product_id] and not result.created
+    assert stripe_client.v1.products.retrieve(product_id).name == "Professional"
+    assert tier.stripe_product.name == "Professional"
+
+
+@pytest.mark.django_db
+def test_a_stripe_account_that_lost_everything_is_filled_again(stripe_api, stripe_client):
+    """The emulator restarted (or another Stripe account): stale links are replaced."""
+    tier = PaidTierFactory(slug="pro")
+    tier_sync_to_stripe(tier=tier)
+    stripe_api.reset()
+
+    result = tier_sync_to_stripe(tier=tier)
+
+    tier.refresh_from_db()
+    assert result.created
+    assert stripe_client.v1.prices.retrieve(tier.stripe_base_price.id).active is True
+    assert stripe_client.v1.billing.meters.retrieve(tier.stripe_meter_id).status == "active"
