@@ -68,6 +68,15 @@ class Account(models.Model):
             # Admin filters and the reconcile job walk accounts by payment state.
             models.Index(fields=["payment_status", "grace_until"], name="account_payment_idx"),
         ]
+        # The operator actions of the admin, each grantable on its own (portal/admin.py).
+        permissions = [
+            ("suspend_account", "Can suspend and reinstate accounts"),
+            ("revoke_keys", "Can revoke all API keys of an account"),
+            ("change_tier", "Can move an account to another tier"),
+            ("grant_credit", "Can grant extra units for the current period"),
+            ("resend_reports", "Can re-send an account's failed usage reports"),
+            ("resync_stripe", "Can re-sync an account from Stripe"),
+        ]
 
     def __str__(self) -> str:
         return self.name or self.email
@@ -177,3 +186,13 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created:%Y-%m-%d %H:%M} {self.action} {self.target}"
+
+    def save(self, *args, **kwargs) -> None:
+        # Insert-only in code too, not just in the admin: an entry that could be edited later
+        # would prove nothing. (Deleting the account or actor only nulls the link, in SQL.)
+        if not self._state.adding:
+            raise ValueError("Audit entries are never changed once written.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("Audit entries are never deleted.")

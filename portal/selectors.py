@@ -1,8 +1,19 @@
-"""Reads for the developer-facing pages."""
+"""Reads for the developer-facing pages and the API's key resolution."""
+
+import operator
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import reduce
 
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.db.models import Q, QuerySet, Sum
+from django.utils import timezone
 
-from portal.models import Account
+from billing.models import Tier
+from metering.models import QuotaCredit, UsageRollup
+from portal.models import Account, ApiKey
+from portal.principal import ApiPrincipal
 
 
 def account_for_user(user: AbstractBaseUser) -> Account | None:
@@ -10,3 +21,134 @@ def account_for_user(user: AbstractBaseUser) -> Account | None:
         return Account.objects.select_related("tier").get(owner=user)
     except Account.DoesNotExist:
         return None
+
+
+def api_key_list(*, account: Account) -> QuerySet[ApiKey]:
+    """An account's keys for its keys page, newest first, with the key that replaced each."""
+    return ApiKey.objects.filter(account=account).select_related("replaced_by").order_by("-created")
+
+
+def api_key_of_owner(*, owner: AbstractBaseUser, key_id: int) -> ApiKey | None:
+    """One key, only if ``owner`` holds it; None otherwise (the page answers 404 either way)."""
+    return ApiKey.objects.select_related("account").filter(pk=key_id, account__owner=owner).first()
+
+
+def api_key_for_prefix(prefix: str) -> ApiKey | None:
+    """The key with this public prefix, with its account and tier (one indexed query)."""
+    return ApiKey.objects.select_related("account__tier").filter(prefix=prefix).first()
+
+
+def api_principal_build(key: ApiKey, *, now: datetime) -> ApiPrincipal:
+    """Everything the API needs about a key, as plain data (one query: the period's credits)."""
+    account = key.account
+    tier = account.tier
+    period_start, period_end = account.current_period(now)
+    credits = (
+        QuotaCredit.objects.filter(account_id=account.pk, period_start=period_start).aggregate(
+            total=Sum("units")
+        )["total"]
+        or 0
+    )
+    return ApiPrincipal(
+        key_id=key.pk,
+        key_prefix=key.prefix,
+        key_expires_at=key.expires_at,
+        account_id=account.pk,
+        account_active=account.is_active,
+        suspended_reason=account.suspended_reason,
+        tier_id=tier.pk,
+        tier_slug=tier.slug,
+        tier_name=tier.name,
+        scopes=tier_scopes(tier),
+        rate_limit=tier.rate_limit_per_minute,
+        burst=tier.effective_burst,
+        quota=tier.included_units + credits,
+        overage_policy=str(tier.overage_policy),
+        overage_cap=tier.overage_cap_units(),
+        period_start=period_start,
+        period_end=period_end,
+        version=account.cache_version,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodUsage:
+    """An account's usage against its quota in its current period, as the admin lists it."""
+
+    units: int
+    included_units: int
+    credited_units: int
+
+    @property
+    def quota(self) -> int:
+        return self.included_units + self.credited_units
+
+    @property
+    def percent(self) -> int | None:
+        """Whole percent of the quota used, rounded down; None: a zero quota has no percentage."""
+        return self.units * 100 // self.quota if self.quota > 0 else None
+
+
+def accounts_period_usage(
+    accounts: Iterable[Account], *, now: datetime | None = None
+) -> dict[int, PeriodUsage]:
+    """Usage vs quota for a page of accounts (each needs its tier loaded), in two queries
+    whatever the page size: one sum of rollups, one sum of credits, each over every account's
+    own current period.
+
+    Counts rolled-up usage only (the rollup runs every minute), so the admin's list costs no
+    limiter call per row; ``metering.selectors.period_units`` adds the live minutes for one
+    account.
+    """
+    accounts = list(accounts)
+    if not accounts:
+        return {}
+    now = now or timezone.now()
+    periods = {account.pk: account.current_period(now) for account in accounts}
+    in_period = reduce(
+        operator.or_,
+        (
+            Q(account_id=pk, minute__gte=start, minute__lt=end)
+            for pk, (start, end) in periods.items()
+        ),
+    )
+    units = dict(
+        UsageRollup.objects.filter(in_period)
+        .values("account_id")
+        .annotate(total=Sum("units"))
+        .values_list("account_id", "total")
+        .order_by()
+    )
+    credited_in_period = reduce(
+        operator.or_,
+        (Q(account_id=pk, period_start=start) for pk, (start, _) in periods.items()),
+    )
+    credits = dict(
+        QuotaCredit.objects.filter(credited_in_period)
+        .values("account_id")
+        .annotate(total=Sum("units"))
+        .values_list("account_id", "total")
+        .order_by()
+    )
+    return {
+        account.pk: PeriodUsage(
+            units=units.get(account.pk) or 0,
+            included_units=account.tier.included_units,
+            credited_units=credits.get(account.pk) or 0,
+        )
+        for account in accounts
+    }
+
+
+def tier_scopes(tier: Tier) -> frozenset[str]:
+    """The tier's scopes; a malformed value edited in by hand (a bare string) grants nothing
+    rather than one scope per letter."""
+    if not isinstance(tier.scopes, list):
+        return frozenset()
+    return frozenset(scope for scope in tier.scopes if isinstance(scope, str))
+
+
+def tier_names_allowing(scope: str) -> list[str]:
+    """Names of the public tiers whose scopes include ``scope``, cheapest first."""
+    tiers = Tier.objects.filter(is_public=True).order_by("sort_order", "base_price_cents")
+    return [tier.name for tier in tiers if scope in tier_scopes(tier)]

@@ -1,11 +1,24 @@
-"""Writes for developer accounts."""
+"""Writes for developer accounts and their API keys."""
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import Case, DateTimeField, F, Q, Sum, Value, When
 from django.utils import timezone
 
+from billing.models import MeterReport, Tier
+from billing.reporting import MeterReportAlreadySent, usage_report_send
 from billing.selectors import tier_default
-from portal.models import Account
+from billing.services import subscriptions_reconcile
+from metering.models import QuotaCredit
+from portal.audit import audit_record
+from portal.keycache import account_changed
+from portal.keyformat import new_prefix, new_secret
+from portal.lastused import last_used_buffer
+from portal.models import Account, ApiKey, AuditEntry
 
 
 @transaction.atomic
@@ -17,3 +30,376 @@ def account_create(*, owner: AbstractBaseUser, name: str = "") -> Account:
     return Account.objects.create(
         owner=owner, name=name, tier=tier_default(), period_start=timezone.now()
     )
+
+
+# Usable keys an account may hold at once: plenty for rotation and per-environment keys, and a
+# bound on what one sign-up can make the key cache and the keys page carry.
+MAX_USABLE_KEYS_PER_ACCOUNT = 25
+# Longest a rolled key may keep working next to its replacement.
+MAX_ROLL_GRACE = timedelta(days=7)
+# Keys per UPDATE statement when last-used times are written.
+LAST_USED_CHUNK = 500
+
+
+class ApiKeyError(Exception):
+    """A key action that cannot be done; the message is written for the developer."""
+
+
+def _api_key_issue(
+    *, account: Account, name: str, expires_at: datetime | None
+) -> tuple[ApiKey, str]:
+    secret = new_secret()
+    # The prefix space is 36**8; a clash is rare but the unique index, not luck, settles it.
+    for _attempt in range(5):
+        try:
+            with transaction.atomic():
+                key = ApiKey.objects.create(
+                    account=account,
+                    name=name,
+                    prefix=new_prefix(),
+                    secret_hash=ApiKey.hash_secret(secret),
+                    expires_at=expires_at,
+                )
+        except IntegrityError:
+            continue
+        return key, f"{key.prefix}_{secret}"
+    raise ApiKeyError("Could not pick a unique key prefix; please try again.")
+
+
+@transaction.atomic
+def api_key_create(
+    *, account: Account, name: str, expires_at: datetime | None = None
+) -> tuple[ApiKey, str]:
+    """A new key and its full secret, which is shown once and never stored."""
+    name = name.strip()
+    if not name:
+        raise ApiKeyError("Give the key a name, e.g. where it is used.")
+    now = timezone.now()
+    if expires_at is not None and expires_at <= now:
+        raise ApiKeyError("The expiry date must be in the future.")
+    # Lock the account row so two concurrent creates cannot both pass the limit.
+    Account.objects.select_for_update().filter(pk=account.pk).first()
+    if account.api_keys.usable(now).count() >= MAX_USABLE_KEYS_PER_ACCOUNT:
+        raise ApiKeyError(
+            f"An account may hold {MAX_USABLE_KEYS_PER_ACCOUNT} usable keys; revoke one first."
+        )
+    return _api_key_issue(account=account, name=name, expires_at=expires_at)
+
+
+@transaction.atomic
+def api_key_revoke(
+    *, key: ApiKey, actor: AbstractBaseUser | None = None, reason: str = ""
+) -> ApiKey:
+    """Revoke a key; every process refuses it within API_KEY_CACHE_SECONDS. Revoking twice is
+    a no-op. An operator revoking someone else's key leaves an audit entry."""
+    key = ApiKey.objects.select_for_update().select_related("account__owner").get(pk=key.pk)
+    if key.revoked_at is not None:
+        return key
+    key.revoked_at = timezone.now()
+    key.save(update_fields=["revoked_at"])
+    if actor is not None and actor.pk != key.account.owner_id:
+        audit_record(
+            actor=actor,
+            action="api_key.revoke",
+            account=key.account,
+            target=key.prefix,
+            before={"revoked_at": None},
+            after={"revoked_at": key.revoked_at.isoformat()},
+            reason=reason,
+        )
+    account_changed(key.account_id)
+    return key
+
+
+@transaction.atomic
+def api_key_roll(*, key: ApiKey, grace: timedelta) -> tuple[ApiKey, str]:
+    """Issue a replacement for ``key`` (same name and expiry date) and let the old key work
+    for ``grace`` more; returns the new key and its secret."""
+    if grace < timedelta(0) or grace > MAX_ROLL_GRACE:
+        raise ApiKeyError("The grace period must be between 0 and 7 days.")
+    key = ApiKey.objects.select_for_update().select_related("account").get(pk=key.pk)
+    now = timezone.now()
+    if not key.is_active(now):
+        raise ApiKeyError("Only a working key can be rolled; create a new key instead.")
+    if key.replaced_by_id is not None:
+        raise ApiKeyError("This key was already rolled; roll its replacement instead.")
+    new_key, secret = _api_key_issue(account=key.account, name=key.name, expires_at=key.expires_at)
+    grace_end = now + grace
+    if key.expires_at is None or key.expires_at > grace_end:
+        key.expires_at = grace_end
+    key.replaced_by = new_key
+    key.save(update_fields=["expires_at", "replaced_by"])
+    account_changed(key.account_id)
+    return new_key, secret
+
+
+def api_key_flush_last_used() -> int:
+    """Write this process's buffered last-used times, one UPDATE per 500 keys; returns how many
+    keys were written. A time only moves forward, so a late flush from another process cannot
+    set a key's last use back."""
+    times = last_used_buffer.drain()
+    if not times:
+        return 0
+    items = sorted(times.items())
+    try:
+        for start in range(0, len(items), LAST_USED_CHUNK):
+            chunk = items[start : start + LAST_USED_CHUNK]
+            whens = []
+            for key_id, unix_time in chunk:
+                moment = Value(datetime.fromtimestamp(unix_time, tz=UTC), DateTimeField())
+                newer = Q(last_used__isnull=True) | Q(last_used__lt=moment)
+                whens.append(When(Q(pk=key_id) & newer, then=moment))
+            ApiKey.objects.filter(pk__in=[key_id for key_id, _ in chunk]).update(
+                last_used=Case(*whens, default=F("last_used"), output_field=DateTimeField())
+            )
+    except Exception:
+        last_used_buffer.restore(times)
+        raise
+    return len(items)
+
+
+# --- Operator actions ----------------------------------------------------------------------------
+# What each admin action does to one account: the change, the key cache told (so the API sees
+# it within API_KEY_CACHE_SECONDS), and exactly one audit entry, in one transaction. Actions that
+# call Stripe run outside any transaction and write their entry after the call returns.
+
+
+class AccountActionError(Exception):
+    """An operator action that cannot be done; the message is written for the operator."""
+
+
+def _account_for_update(account: Account) -> Account:
+    return Account.objects.select_for_update().select_related("owner", "tier").get(pk=account.pk)
+
+
+@transaction.atomic
+def account_suspend(
+    *, account: Account, actor: AbstractBaseUser | None, reason: str
+) -> AuditEntry | None:
+    """Refuse every call with the account's keys (403, with ``reason``) until it is reinstated.
+    None: it was already suspended for that same reason."""
+    reason = reason.strip()
+    if not reason:
+        raise AccountActionError("A suspension needs a reason: the developer is shown it.")
+    account = _account_for_update(account)
+    before = {"status": account.status, "suspended_reason": account.suspended_reason}
+    account.status = Account.Status.SUSPENDED
+    account.suspended_reason = reason
+    after = {"status": account.status, "suspended_reason": account.suspended_reason}
+    if after == before:
+        return None
+    account.save(update_fields=["status", "suspended_reason"])
+    account_changed(account.pk)
+    return audit_record(
+        actor=actor,
+        action="account.suspend",
+        account=account,
+        before=before,
+        after=after,
+        reason=reason,
+    )
+
+
+@transaction.atomic
+def account_reinstate(
+    *, account: Account, actor: AbstractBaseUser | None, reason: str = ""
+) -> AuditEntry | None:
+    """Let a suspended account's keys work again. None: it was not suspended."""
+    account = _account_for_update(account)
+    if account.is_active:
+        return None
+    before = {"status": account.status, "suspended_reason": account.suspended_reason}
+    account.status = Account.Status.ACTIVE
+    account.suspended_reason = ""
+    account.save(update_fields=["status", "suspended_reason"])
+    account_changed(account.pk)
+    return audit_record(
+        actor=actor,
+        action="account.reinstate",
+        account=account,
+        before=before,
+        after={"status": account.status, "suspended_reason": ""},
+        reason=reason.strip(),
+    )
+
+
+@transaction.atomic
+def account_keys_revoke(
+    *, account: Account, actor: AbstractBaseUser | None, reason: str
+) -> AuditEntry | None:
+    """Revoke every key of the account that still works (rolled keys in their grace period
+    too). None: it had none."""
+    account = _account_for_update(account)
+    keys = list(account.api_keys.usable().order_by("created"))
+    if not keys:
+        return None
+    for key in keys:
+        # No actor here: this action's one entry below covers all the keys, not one each.
+        api_key_revoke(key=key)
+    return audit_record(
+        actor=actor,
+        action="account.keys_revoke",
+        account=account,
+        before={"usable_keys": [key.prefix for key in keys]},
+        after={"usable_keys": []},
+        reason=reason.strip(),
+    )
+
+
+@transaction.atomic
+def account_tier_change(
+    *, account: Account, tier: Tier, actor: AbstractBaseUser | None, reason: str = ""
+) -> AuditEntry | None:
+    """Put the account on ``tier`` (any tier, private ones included); limits, quota and
+    endpoints follow at once. None: it was already on it.
+
+    Only the portal changes: a Stripe subscription keeps billing what it bills, and its next
+    event (or the daily reconcile) puts the account back on the subscribed tier.
+    """
+    account = _account_for_update(account)
+    if account.tier_id == tier.pk:
+        return None
+    before = {"tier": account.tier.slug}
+    account.tier = tier
+    account.save(update_fields=["tier"])
+    account_changed(account.pk)
+    return audit_record(
+        actor=actor,
+        action="account.tier_change",
+        account=account,
+        before=before,
+        after={"tier": tier.slug},
+        reason=reason.strip(),
+    )
+
+
+@transaction.atomic
+def quota_credit_grant(
+    *, account: Account, units: int, reason: str, actor: AbstractBaseUser | None
+) -> QuotaCredit:
+    """Add ``units`` to the account's quota for its current period, effective at once."""
+    reason = reason.strip()
+    if units <= 0:
+        raise AccountActionError("A credit must be at least one unit.")
+    if not reason:
+        raise AccountActionError("Say why the units are granted; it is kept with the credit.")
+    account = _account_for_update(account)
+    period_start, _ = account.current_period()
+    credited = (
+        QuotaCredit.objects.filter(account=account, period_start=period_start).aggregate(
+            total=Sum("units")
+        )["total"]
+        or 0
+    )
+    credit = QuotaCredit.objects.create(
+        account=account,
+        period_start=period_start,
+        units=units,
+        reason=reason,
+        granted_by=actor if actor is not None and actor.is_authenticated else None,
+    )
+    account_changed(account.pk)
+    included = account.tier.included_units
+    audit_record(
+        actor=actor,
+        action="account.credit_grant",
+        account=account,
+        before={"credited_units": credited, "quota": included + credited},
+        after={"credited_units": credited + units, "quota": included + credited + units},
+        reason=reason,
+    )
+    return credit
+
+
+@transaction.atomic
+def account_rename(
+    *, account: Account, actor: AbstractBaseUser | None, name: str
+) -> AuditEntry | None:
+    """An operator renames an account (the only field the admin form edits). None: unchanged."""
+    account = _account_for_update(account)
+    name = name.strip()
+    if account.name == name:
+        return None
+    before = {"name": account.name}
+    account.name = name
+    account.save(update_fields=["name"])
+    return audit_record(
+        actor=actor, action="account.rename", account=account, before=before, after={"name": name}
+    )
+
+
+def account_meter_reports_resend(
+    *, account: Account, actor: AbstractBaseUser | None
+) -> AuditEntry | None:
+    """Send the account's failed and stale usage reports to Stripe again, oldest first, with
+    their own identifiers (Stripe counts a report it already has once). None: there were none.
+
+    The entry's ``after`` holds each report's status once the re-send returned: ``sent``, or
+    still ``failed``/``stale`` with the reason on the report (see the usage reports list).
+    """
+    reports = list(
+        MeterReport.objects.filter(
+            account=account, status__in=[MeterReport.Status.FAILED, MeterReport.Status.STALE]
+        ).order_by("window_start")
+    )
+    if not reports:
+        return None
+    after = {}
+    for report in reports:
+        try:
+            after[report.identifier] = usage_report_send(report_id=report.pk, operator=True).status
+        except MeterReportAlreadySent:
+            # Another run sent it between the listing and this call.
+            after[report.identifier] = MeterReport.Status.SENT
+    return audit_record(
+        actor=actor,
+        action="account.reports_resend",
+        account=account,
+        before={"reports": {report.identifier: report.status for report in reports}},
+        after={"reports": after},
+    )
+
+
+def _billing_snapshot(account: Account) -> dict[str, Any]:
+    """The account's Stripe-driven state, as the audit log keeps it."""
+
+    def moment(value: datetime | None) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    return {
+        "tier": account.tier.slug,
+        "subscribed_tier": account.subscribed_tier.slug if account.subscribed_tier else None,
+        "payment_status": account.payment_status,
+        "stripe_subscription_id": account.stripe_subscription_id,
+        "cancel_at_period_end": account.cancel_at_period_end,
+        "grace_until": moment(account.grace_until),
+        "period_start": moment(account.period_start),
+        "period_end": moment(account.period_end),
+    }
+
+
+def accounts_stripe_resync(
+    *, accounts: Iterable[Account], actor: AbstractBaseUser | None
+) -> dict[int, AuditEntry]:
+    """Re-read these accounts' subscriptions from Stripe (billing's reconcile, limited to
+    them) and record, per account, its billing state before and after, changed or not: the
+    operator asked, and "Stripe agrees" is an answer too. Accounts without a Stripe customer
+    have nothing to re-read and are left out. Returns the entries by account id."""
+    linked = Account.objects.filter(
+        pk__in=[account.pk for account in accounts], stripe_customer__isnull=False
+    ).select_related("owner", "tier", "subscribed_tier")
+    before = {account.pk: _billing_snapshot(account) for account in linked}
+    if not before:
+        return {}
+    # Stripe is called outside any transaction; the reconcile writes each account in its own.
+    subscriptions_reconcile(account_ids=sorted(before))
+    entries = {}
+    for account in linked.all():
+        entries[account.pk] = audit_record(
+            actor=actor,
+            action="account.stripe_resync",
+            account=account,
+            before=before[account.pk],
+            after=_billing_snapshot(account),
+        )
+    return entries

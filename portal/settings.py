@@ -7,6 +7,7 @@ Defaults run the embedded mode (SQLite, no Redis, the bundled Stripe emulator, e
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from portal.env import env_bool, env_choice, env_int, env_list, env_str
@@ -132,16 +133,28 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+# Workers consume this queue and tasks go to it unless routed elsewhere; several installations
+# (or test runs) can share one Redis by naming their own.
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "celery")
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- Limiter ------------------------------------------------------------------------------------
 
+# The limiter's counters are billing data: give them a Redis database (or server) that nothing
+# flushes or evicts (maxmemory-policy noeviction). django-redis's cache.clear() is a FLUSHDB of
+# the cache's database, so sharing REDIS_URL with the cache is for development only.
+METERING_REDIS_URL = env_str("METERING_REDIS_URL", REDIS_URL)
 # What the API does when Redis cannot be reached within METERING_REDIS_TIMEOUT_MS:
 # "closed" refuses with 503 (nothing unmetered slips through), "open" admits without counting.
 METERING_FAIL_MODE = env_choice("METERING_FAIL_MODE", "closed", ("open", "closed"))
 METERING_REDIS_TIMEOUT_MS = env_int("METERING_REDIS_TIMEOUT_MS", 50, minimum=1)
+# Prefix of the limiter's Redis keys; the test suite gives each run its own.
+METERING_KEY_PREFIX = env_str("METERING_KEY_PREFIX", "md")
 # How long a resolved API key is trusted in-process before it is read again.
 API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 5, minimum=0)
+# How often each web process writes its keys' last-used times in one UPDATE; 0: only when the
+# flush_last_used command or task runs in that process.
+API_KEY_LAST_USED_FLUSH_SECONDS = env_int("API_KEY_LAST_USED_FLUSH_SECONDS", 60, minimum=0)
 
 # --- Auth and accounts ----------------------------------------------------------------------
 
@@ -223,6 +236,57 @@ DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 # links the other way, which keeps dj-stripe's migrations free of a cycle through our apps.
 # Days a past-due account keeps its paid tier before it drops to the default tier.
 BILLING_GRACE_DAYS = env_int("BILLING_GRACE_DAYS", 7, minimum=0)
+# Usage reporting (billing/reporting.py). A window is reported this long after it closes, which
+# must exceed the rollup's lag (it runs every minute), so its rows are all in before it is claimed.
+USAGE_REPORT_GRACE_SECONDS = env_int("USAGE_REPORT_GRACE_SECONDS", 300, minimum=60)
+# First back-off step after a failed meter event call; doubles per try, with full jitter.
+USAGE_REPORT_BACKOFF_MS = env_int("USAGE_REPORT_BACKOFF_MS", 500, minimum=0)
+
+# --- Celery beat: the jobs (`celery -A portal beat`; in `manage.py serve` when embedded) ---
+
+# Each job is a thin task around a service, idempotent, with a management command of the same
+# purpose. "expires" drops ticks a stopped worker missed instead of running them all at once.
+CELERY_BEAT_SCHEDULE = {
+    "rollup-usage": {
+        "task": "metering.tasks.rollup_usage",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    "flush-api-key-last-used": {
+        "task": "portal.tasks.flush_api_key_last_used",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    # Hourly, once the last hour's grace is over (the rollup has caught up with it).
+    "report-usage": {
+        "task": "billing.tasks.report_usage",
+        "schedule": crontab(minute=(USAGE_REPORT_GRACE_SECONDS // 60 + 1) % 60),
+        "options": {"expires": 50 * 60},
+    },
+    # A period's final window goes out minutes after the period ends, before Stripe finalizes
+    # the invoice that bills it.
+    "report-usage-closed-periods": {
+        "task": "billing.tasks.report_usage_closed_periods",
+        "schedule": 300.0,
+        "options": {"expires": 280},
+    },
+    "send-usage-alerts": {
+        "task": "metering.tasks.send_usage_alerts",
+        "schedule": 300.0,
+        "options": {"expires": 280},
+    },
+    "enforce-billing-grace": {
+        "task": "billing.tasks.account_enforce_grace_task",
+        "schedule": crontab(minute=23),
+        "options": {"expires": 50 * 60},
+    },
+    # Daily, off the hour, in case a subscription webhook was lost.
+    "reconcile-subscriptions": {
+        "task": "billing.tasks.subscriptions_reconcile_task",
+        "schedule": crontab(hour=3, minute=17),
+        "options": {"expires": 12 * 3600},
+    },
+}
 
 # --- REST API -------------------------------------------------------------------------------
 
@@ -231,17 +295,35 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Per-tier rate limit + quota + usage count in one limiter call (metering/throttling.py).
+    "DEFAULT_THROTTLE_CLASSES": ["metering.throttling.TierThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
+    # Every API error is an RFC 9457 application/problem+json document (portal/problems.py).
+    "EXCEPTION_HANDLER": "portal.problems.problem_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Meterdesk API",
-    "DESCRIPTION": "The metered REST API sold through this portal.",
+    "DESCRIPTION": (
+        "The metered REST API sold through this portal.\n\n"
+        "**Keys.** Create one on the portal's API keys page and send it as "
+        "`Authorization: Bearer <key>` or `X-API-Key: <key>`.\n\n"
+        "**Units.** Each endpoint states its cost in units and the tiers that may call it; "
+        "only successful (2xx) calls are billed.\n\n"
+        "**Errors** are `application/problem+json` (RFC 9457): `type` links to an explanation, "
+        "`detail` says what went wrong; 429s carry `Retry-After`."
+    ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # validatorUrl None: Swagger UI would otherwise send the schema's URL to swagger.io.
+    "SWAGGER_UI_SETTINGS": {
+        "deepLinking": True,
+        "validatorUrl": None,
+        "persistAuthorization": True,
+    },
 }
 # Request bodies past this size get 413 before they are parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("API_MAX_BODY_BYTES", 1024 * 1024)

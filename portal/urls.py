@@ -33,6 +33,8 @@ urlpatterns = [
     path("api/schema/", never_cache(SpectacularAPIView.as_view()), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("stripe/", include("djstripe.urls", namespace="djstripe")),
+    # The API under /v1/ (ends with a catch-all: add /v1/ routes in portal/api_urls.py).
+    path("", include("portal.api_urls")),
     path("", include("portal.web_urls")),
     path("", include("billing.urls")),
     path("", include("metering.urls")),

@@ -1,12 +1,37 @@
 """Fixtures every test module may use: the base users, the embedded defaults, the services."""
 
+import os
+import tempfile
+from pathlib import Path
+
 import pytest
+from django.conf import settings as django_settings
 from django.core.cache import cache
 
 from portal import celery_app
+from portal.keycache import key_cache
+from portal.lastused import last_used_buffer
 from tests.factories import AccountFactory, UserFactory
 
-pytest_plugins = ["tests.browser", "devtools.stripe_emulator.pytest_plugin"]
+pytest_plugins = [
+    "tests.browser",
+    "devtools.stripe_emulator.pytest_plugin",
+    "tests.usage_reporting",
+    "tests.limiter",
+]
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """The embedded pass's test database is a SQLite file, as in `make run`, not Django's
+    in-memory shared cache: there, a second writer fails at once with "table is locked", while
+    a file waits for the lock (WAL, immediate transactions, timeout) as the real one does, so
+    tests of concurrent writers (two report runs at once) mean the same on both passes."""
+    db = django_settings.DATABASES["default"]
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        db.setdefault("TEST", {})["NAME"] = str(
+            Path(tempfile.gettempdir()) / f"meterdesk-test-{os.getpid()}.sqlite3"
+        )
 
 
 @pytest.fixture(autouse=True)
@@ -17,6 +42,12 @@ def _fresh_cache_and_eager_tasks(request, settings):
     previous = celery_app.conf.task_always_eager
     celery_app.conf.task_always_eager = eager
     settings.CELERY_TASK_ALWAYS_EAGER = eager
+    # Password hashing is deliberately slow; the tests check flows, not the hasher's cost.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # API keys: no key resolved by an earlier test, no flusher thread writing behind a test.
+    settings.API_KEY_LAST_USED_FLUSH_SECONDS = 0
+    key_cache.clear()
+    last_used_buffer.drain()
     yield
     celery_app.conf.task_always_eager = previous
     cache.clear()

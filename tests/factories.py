@@ -33,6 +33,27 @@ class UserFactory(factory.django.DjangoModelFactory):
             EmailAddress.objects.create(user=self, email=self.email, primary=True, verified=True)
 
 
+class StaffUserFactory(UserFactory):
+    """An operator: staff (may open the admin), not a superuser, holding exactly the
+    permissions passed as ``permissions=["portal.view_account", ...]``."""
+
+    username = factory.Sequence(lambda n: f"operator{n}")
+    email = factory.Sequence(lambda n: f"operator{n}@example.com")
+    is_staff = True
+
+    @factory.post_generation
+    def permissions(self, create, extracted, **kwargs):
+        if not create or not extracted:
+            return
+        from django.contrib.auth.models import Permission
+
+        for name in extracted:
+            app_label, codename = name.split(".")
+            self.user_permissions.add(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            )
+
+
 class TierFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Tier
@@ -134,3 +155,13 @@ class QuotaCreditFactory(factory.django.DjangoModelFactory):
     period_start = factory.LazyAttribute(lambda o: o.account.current_period()[0])
     units = 100
     reason = "Goodwill after an outage"
+
+
+class StripeCustomerFactory(factory.django.DjangoModelFactory):
+    """dj-stripe's copy of a Stripe customer; pass ``id`` of one the emulator knows."""
+
+    class Meta:
+        model = "djstripe.Customer"
+
+    id = factory.Sequence(lambda n: f"cus_test{n:06d}")
+    livemode = False

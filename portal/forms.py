@@ -1,0 +1,53 @@
+"""Forms of the developer pages."""
+
+from datetime import timedelta
+
+from django import forms
+
+EXPIRY_CHOICES = [
+    ("", "Never"),
+    ("30", "In 30 days"),
+    ("90", "In 90 days"),
+    ("365", "In 1 year"),
+]
+# Seconds the old key keeps working after a roll.
+GRACE_CHOICES = [
+    ("0", "Stop the old key now"),
+    ("3600", "Keep the old key for 1 hour"),
+    ("86400", "Keep the old key for 24 hours"),
+    ("604800", "Keep the old key for 7 days"),
+]
+
+
+class ApiKeyCreateForm(forms.Form):
+    name = forms.CharField(
+        max_length=100,
+        help_text="Where the key is used, e.g. “production server” or “CI”.",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "autofocus": True}),
+    )
+    expires_in_days = forms.TypedChoiceField(
+        label="Expires",
+        choices=EXPIRY_CHOICES,
+        coerce=int,
+        empty_value=None,
+        required=False,
+    )
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if not name:
+            raise forms.ValidationError("Give the key a name.")
+        return name
+
+    def expires_after(self) -> timedelta | None:
+        days = self.cleaned_data.get("expires_in_days")
+        return None if days is None else timedelta(days=days)
+
+
+class ApiKeyRollForm(forms.Form):
+    grace_seconds = forms.TypedChoiceField(
+        label="Old key", choices=GRACE_CHOICES, coerce=int, initial="86400"
+    )
+
+    def grace(self) -> timedelta:
+        return timedelta(seconds=self.cleaned_data["grace_seconds"])

@@ -1,0 +1,88 @@
+"""Revoking a key: the api_key_revoke service and the revoke button of the keys page."""
+
+import pytest
+
+from portal.models import AuditEntry
+from portal.services import api_key_revoke
+from tests.factories import ApiKeyFactory, UserFactory
+
+
+@pytest.mark.django_db
+def test_revoke_stops_the_key_and_tells_the_cache(client, api_key, bearer, account):
+    assert client.get("/v1/me", **bearer).status_code == 200
+    version = account.cache_version
+
+    api_key_revoke(key=api_key)
+
+    api_key.refresh_from_db()
+    account.refresh_from_db()
+    assert api_key.revoked_at is not None
+    assert api_key.status == "revoked"
+    assert account.cache_version == version + 1
+    assert client.get("/v1/me", **bearer).status_code == 401
+
+
+@pytest.mark.django_db
+def test_revoking_twice_keeps_the_first_time(api_key):
+    first = api_key_revoke(key=api_key).revoked_at
+
+    assert api_key_revoke(key=api_key).revoked_at == first
+
+
+@pytest.mark.django_db
+def test_an_operator_revoke_is_audited_and_the_owners_is_not(api_key, account, owner):
+    operator = UserFactory(is_staff=True)
+    other = ApiKeyFactory(account=account)
+
+    api_key_revoke(key=api_key, actor=owner)
+    api_key_revoke(key=other, actor=operator, reason="leaked on a forum")
+
+    entry = AuditEntry.objects.get()
+    assert entry.actor == operator
+    assert entry.action == "api_key.revoke"
+    assert entry.target == other.prefix
+    assert entry.reason == "leaked on a forum"
+
+
+@pytest.mark.django_db
+def test_revoke_button_revokes(owner_client, api_key, bearer, client):
+    response = owner_client.post(f"/keys/{api_key.pk}/revoke/", follow=True)
+
+    api_key.refresh_from_db()
+    assert api_key.revoked_at is not None
+    assert "stops working within 5 seconds" in response.content.decode()
+    client.logout()
+    assert client.get("/v1/me", **bearer).status_code == 401
+
+
+@pytest.mark.django_db
+def test_outsider_cannot_revoke_someone_elses_key(outsider_client, api_key):
+    response = outsider_client.post(f"/keys/{api_key.pk}/revoke/")
+
+    assert response.status_code == 404
+    api_key.refresh_from_db()
+    assert api_key.revoked_at is None
+
+
+@pytest.mark.django_db
+def test_revoke_is_post_only(owner_client, api_key):
+    assert owner_client.get(f"/keys/{api_key.pk}/revoke/").status_code == 405
+    api_key.refresh_from_db()
+    assert api_key.revoked_at is None
+
+
+@pytest.mark.django_db
+def test_revoke_needs_the_csrf_token(owner, api_key):
+    from django.test import Client
+
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(owner)
+
+    assert strict.post(f"/keys/{api_key.pk}/revoke/").status_code == 403
+    api_key.refresh_from_db()
+    assert api_key.revoked_at is None
+
+
+@pytest.mark.django_db
+def test_unknown_key_id_is_404(owner_client):
+    assert owner_client.post("/keys/999999/revoke/").status_code == 404
