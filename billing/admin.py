@@ -1,16 +1,270 @@
-from django.contrib import admin
+import stripe
+from django import forms
+from django.contrib import admin, messages
+from django.db import transaction
 
 from billing.models import MeterReport, Tier
+from billing.reporting import MeterReportAlreadySent, usage_report_resend
+from billing.services import BillingError, tiers_sync_to_stripe
+from billing.templatetags.billing_tags import money
+
+# Editing these makes the tier's Stripe objects stale until the next push.
+STRIPE_FIELDS = {
+    "name",
+    "description",
+    "base_price_cents",
+    "currency",
+    "included_units",
+    "overage_policy",
+    "overage_unit_price_cents",
+}
+
+
+class TierForm(forms.ModelForm):
+    class Meta:
+        model = Tier
+        # What an operator edits; the Stripe ids are written by the push only.
+        fields = [
+            "name",
+            "slug",
+            "description",
+            "is_public",
+            "is_default",
+            "sort_order",
+            "base_price_cents",
+            "currency",
+            "included_units",
+            "rate_limit_per_minute",
+            "burst",
+            "scopes",
+            "overage_policy",
+            "overage_unit_price_cents",
+            "spend_cap_cents",
+            "support_level",
+            "alert_thresholds",
+        ]
+        help_texts = {
+            "scopes": "Endpoint scopes this tier may call, as a JSON list, "
+            'e.g. ["basic", "compute"].',
+            "alert_thresholds": "Percent of the included units at which the owner is emailed, "
+            "e.g. [80, 100, 120].",
+            "base_price_cents": "Whole cents per month; 0 with the block policy is a free tier "
+            "(no Stripe subscription).",
+            "overage_unit_price_cents": "Cents per unit past the included ones (fractions allowed, "
+            "e.g. 0.1 = $1 per 1,000 units). Only billed with the bill policy.",
+            "is_default": "New accounts start here, and accounts fall back here when a "
+            "subscription ends or its grace period runs out. Exactly one tier is the default.",
+        }
+
+    def _get_validation_exclusions(self):
+        exclude = super()._get_validation_exclusions()
+        # The one-default constraint is checked against the old default tier still holding
+        # the flag; TierAdmin.save_model moves the flag in the same transaction, so it holds
+        # after the save, and the database still enforces it.
+        exclude.add("is_default")
+        return exclude
+
+    def clean_scopes(self):
+        scopes = self.cleaned_data["scopes"]
+        if not isinstance(scopes, list) or not all(isinstance(s, str) and s for s in scopes):
+            raise forms.ValidationError('A JSON list of scope names, e.g. ["basic"].')
+        return scopes
+
+    def clean_alert_thresholds(self):
+        thresholds = self.cleaned_data["alert_thresholds"]
+        valid = isinstance(thresholds, list) and all(
+            isinstance(t, int) and not isinstance(t, bool) and 0 < t <= 1000 for t in thresholds
+        )
+        if not valid:
+            raise forms.ValidationError("A JSON list of whole percentages, e.g. [80, 100, 120].")
+        return sorted(set(thresholds))
+
+    def clean(self):
+        data = super().clean()
+        bills = data.get("overage_policy") == Tier.OveragePolicy.BILL
+        if bills and not data.get("overage_unit_price_cents"):
+            self.add_error("overage_unit_price_cents", "The bill policy needs a price per unit.")
+        return data
 
 
 @admin.register(Tier)
 class TierAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "base_price_cents", "included_units", "rate_limit_per_minute",
-                    "overage_policy", "is_public", "is_default", "sort_order"]
+    form = TierForm
+    list_display = [
+        "name",
+        "slug",
+        "monthly_price",
+        "included_units",
+        "rate_limit_per_minute",
+        "overage_policy",
+        "is_public",
+        "is_default",
+        "sort_order",
+        "on_stripe",
+    ]
+    list_editable = ["is_public", "sort_order"]
+    list_filter = ["is_public", "overage_policy"]
+    search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
+    ordering = ["sort_order", "base_price_cents"]
+    actions = ["push_to_stripe"]
+    readonly_fields = [
+        "stripe_product_id",
+        "stripe_base_price_id",
+        "stripe_metered_price_id",
+        "stripe_meter_id",
+        "created",
+        "updated",
+    ]
+    fieldsets = [
+        (
+            None,
+            {"fields": ["name", "slug", "description", "is_public", "is_default", "sort_order"]},
+        ),
+        ("Price", {"fields": ["base_price_cents", "currency"]}),
+        ("Limits", {"fields": ["included_units", "rate_limit_per_minute", "burst", "scopes"]}),
+        (
+            "Past the included units",
+            {"fields": ["overage_policy", "overage_unit_price_cents", "spend_cap_cents"]},
+        ),
+        ("Support and alerts", {"fields": ["support_level", "alert_thresholds"]}),
+        (
+            "Stripe (filled by Push to Stripe)",
+            {
+                "fields": [
+                    "stripe_product_id",
+                    "stripe_base_price_id",
+                    "stripe_metered_price_id",
+                    "stripe_meter_id",
+                    "created",
+                    "updated",
+                ],
+                "classes": ["collapse"],
+            },
+        ),
+    ]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("stripe_product", "stripe_base_price", "stripe_metered_price")
+        )
+
+    @admin.display(description="Monthly", ordering="base_price_cents")
+    def monthly_price(self, tier: Tier) -> str:
+        return money(tier.base_price_cents, tier.currency) if tier.base_price_cents else "Free"
+
+    @admin.display(description="On Stripe", boolean=True)
+    def on_stripe(self, tier: Tier) -> bool | None:
+        """True: pushed; False: paid but not pushed (cannot be bought); None: free."""
+        if not tier.is_paid:
+            return None
+        return tier.stripe_metered_price is not None and tier.stripe_metered_price.active
+
+    @admin.display(description="Product")
+    def stripe_product_id(self, tier: Tier) -> str:
+        return tier.stripe_product.id if tier.stripe_product else "—"
+
+    @admin.display(description="Base price")
+    def stripe_base_price_id(self, tier: Tier) -> str:
+        return tier.stripe_base_price.id if tier.stripe_base_price else "—"
+
+    @admin.display(description="Metered price")
+    def stripe_metered_price_id(self, tier: Tier) -> str:
+        return tier.stripe_metered_price.id if tier.stripe_metered_price else "—"
+
+    @transaction.atomic
+    def save_model(self, request, obj: Tier, form, change):
+        if obj.is_default:
+            # One default tier (a unique constraint): taking the flag moves it here.
+            Tier.objects.filter(is_default=True).exclude(pk=obj.pk).update(is_default=False)
+        super().save_model(request, obj, form, change)
+        if change and obj.is_paid and STRIPE_FIELDS & set(form.changed_data):
+            self.message_user(
+                request,
+                f"{obj.name}: Stripe still has the previous name or price. Select it and run "
+                "“Push to Stripe” to apply the change (a new price replaces the old one).",
+                messages.WARNING,
+            )
+
+    @admin.action(description="Push to Stripe")
+    def push_to_stripe(self, request, queryset):
+        try:
+            results = tiers_sync_to_stripe(tiers=list(queryset), actor=request.user)
+        except (BillingError, stripe.StripeError) as error:
+            self.message_user(request, f"Stripe refused the push: {error}", messages.ERROR)
+            return
+        for result in results:
+            level = messages.SUCCESS if result.changed else messages.INFO
+            self.message_user(request, result.describe(), level)
 
 
 @admin.register(MeterReport)
 class MeterReportAdmin(admin.ModelAdmin):
-    list_display = ["identifier", "account", "window_start", "units", "status", "attempts", "sent_at"]
-    list_filter = ["status"]
+    """What was reported to Stripe. The reporter writes these rows; the admin only reads them
+    and re-sends a failed one through the reporter's own service (same identifier)."""
+
+    list_display = [
+        "identifier",
+        "account",
+        "window_start",
+        "window_end",
+        "units",
+        "status",
+        "attempts",
+        "short_error",
+        "sent_at",
+    ]
+    list_filter = ["status", ("window_start", admin.DateFieldListFilter)]
+    search_fields = ["identifier", "account__owner__email", "stripe_customer_id"]
+    search_help_text = "Identifier, account email or Stripe customer id."
+    list_select_related = ["account__owner"]
+    ordering = ["-window_start"]
+    actions = ["resend_failed"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_resend_permission(self, request) -> bool:
+        return request.user.has_perm("billing.change_meterreport")
+
+    @admin.display(description="Last error")
+    def short_error(self, report: MeterReport) -> str:
+        return report.last_error if len(report.last_error) <= 80 else report.last_error[:79] + "…"
+
+    @admin.action(description="Re-send selected failed reports", permissions=["resend"])
+    def resend_failed(self, request, queryset):
+        for report in queryset.order_by("window_start"):
+            if report.status == MeterReport.Status.SENT:
+                self.message_user(
+                    request,
+                    f"Not sent again: {report.identifier} was already sent on "
+                    f"{report.sent_at:%Y-%m-%d %H:%M} UTC, and Stripe has it.",
+                    messages.WARNING,
+                )
+                continue
+            try:
+                result = usage_report_resend(report_id=report.pk, actor=request.user)
+            except MeterReportAlreadySent as refused:
+                self.message_user(request, f"Not sent again: {refused}", messages.WARNING)
+                continue
+            if result.status == MeterReport.Status.SENT:
+                self.message_user(
+                    request,
+                    f"Sent {result.identifier}: Stripe has its {result.units} units.",
+                    messages.SUCCESS,
+                )
+            else:
+                self.message_user(
+                    request,
+                    f"Still {result.get_status_display().lower()}: {result.identifier}: "
+                    f"{result.last_error or 'another send for this customer is in flight'}",
+                    messages.ERROR,
+                )

@@ -1,5 +1,6 @@
 """Tiers as data, and the ledger of usage reported to Stripe."""
 
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.core.validators import MinValueValidator
@@ -29,7 +30,9 @@ class Tier(models.Model):
     base_price_cents = models.PositiveIntegerField(default=0)
     currency = models.CharField(max_length=3, default="usd")
     included_units = models.PositiveBigIntegerField(default=1000)
-    rate_limit_per_minute = models.PositiveIntegerField(default=60, validators=[MinValueValidator(1)])
+    rate_limit_per_minute = models.PositiveIntegerField(
+        default=60, validators=[MinValueValidator(1)]
+    )
     # Units that may be spent at once before the per-minute pace applies; None: the minute's limit.
     burst = models.PositiveIntegerField(null=True, blank=True)
     overage_policy = models.CharField(
@@ -147,3 +150,14 @@ class MeterReport(models.Model):
 
     def __str__(self) -> str:
         return self.identifier
+
+    @staticmethod
+    def identifier_for(account_id: int, window_start: datetime) -> str:
+        """Deterministic, so every retry of a window carries the one identifier Stripe dedups on."""
+        return f"mdk-{account_id}-{int(window_start.timestamp())}"
+
+    @property
+    def event_time(self) -> datetime:
+        """The meter event's timestamp: the window's last second, inside the window (so inside
+        the billing period the window belongs to) and as recent as the window allows."""
+        return max(self.window_start, self.window_end - timedelta(seconds=1))

@@ -1,7 +1,178 @@
-"""Settling a metered request after its view ran (filled in by the metering work)."""
+"""Metering one API request: admit it (one limiter call), then settle it after the view ran.
 
+``admit`` is called by ``metering.throttling.TierThrottle`` at DRF's throttle hook, after
+authentication and permissions, so a 401 or 403 never reaches the counters. ``settle`` is called
+by ``MeteredAPIView.finalize_response`` for every response: the API's exception handler turns
+every exception, unexpected ones included, into a response, so a 500 is settled (given back)
+like any other outcome that is not billable. A ``settled`` flag makes a second call a no-op.
+"""
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Iterable
+
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+
+from metering.headers import rate_limit_headers
+from metering.limiter import get_limiter
+from metering.limiter.base import Decision, LimiterUnavailable, Outcome, Policy
+from metering.selectors import period_units
+from portal.principal import ApiPrincipal
+
+logger = logging.getLogger(__name__)
+
+BILLABLE_STATUSES = range(200, 300)
+
+
+class _Throttled:
+    """Logs at most one line per ``interval`` seconds and counts what it held back: when Redis
+    is down every request fails the same way, and one line per request would bury the log."""
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._last = -math.inf
+        self._held = 0
+
+    def __call__(self, level: int, message: str, *args: object) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last < self.interval:
+                self._held += 1
+                return
+            held, self._held, self._last = self._held, 0, now
+        if held:
+            message += " (%d more like this in the last %.0f s)"
+            args = (*args, held, self.interval)
+        logger.log(level, message, *args)
+
+
+_log_unavailable = _Throttled(interval=10.0)
+
+
+# id(principal) -> (principal, its policy). The key cache hands out the same principal object
+# for as long as it keeps a key, so the policy is built once per key and cache period; the
+# identity check makes a reused id harmless. Bounded: cleared when it grows past the key cache.
+_policies: dict[int, tuple[ApiPrincipal, Policy]] = {}
+_POLICIES_MAX = 20_000
+
+
+def policy_for(principal: ApiPrincipal) -> Policy:
+    cached = _policies.get(id(principal))
+    if cached is not None and cached[0] is principal:
+        return cached[1]
+    policy = Policy(
+        rate_per_minute=principal.rate_limit,
+        burst=principal.burst or principal.rate_limit,
+        quota=principal.quota,
+        overage_policy=principal.overage_policy,
+        overage_cap=principal.overage_cap,
+        period_start=principal.period_start,
+        period_end=principal.period_end,
+    )
+    if len(_policies) >= _POLICIES_MAX:
+        _policies.clear()
+    _policies[id(principal)] = (principal, policy)
+    return policy
+
+
+def admit(
+    *,
+    principal: ApiPrincipal,
+    endpoint: str,
+    cost: int,
+    billable_statuses: Iterable[int] = BILLABLE_STATUSES,
+) -> Decision:
+    """Rate limit + quota + usage count for one request, in one limiter call.
+
+    The first request of a period (or after Redis lost its data) finds no quota counter; the
+    counter is then seeded from the database and the call made again. Raises
+    ``LimiterUnavailable`` when the limiter does not answer and METERING_FAIL_MODE is closed.
+    """
+    policy = policy_for(principal)
+    limiter = get_limiter()
+    hit = {
+        "account_id": principal.account_id,
+        "key_id": principal.key_id,
+        "endpoint": endpoint,
+        "cost": cost,
+        "policy": policy,
+    }
+    try:
+        decision = limiter.hit(**hit)
+        if decision.outcome == Outcome.NEEDS_SEED:
+            seed = period_units(principal.account_id, policy.period_start, policy.period_end)
+            decision = limiter.hit(**hit, seed=seed)
+    except LimiterUnavailable as exc:
+        if settings.METERING_FAIL_MODE != "open":
+            _log_unavailable(
+                logging.ERROR, "Limiter unavailable, refusing API calls (fail closed): %s", exc
+            )
+            raise
+        _log_unavailable(
+            logging.WARNING,
+            "Limiter unavailable, admitting API calls unmetered (fail open): %s",
+            exc,
+        )
+        decision = Decision(
+            outcome=Outcome.UNMETERED,
+            account_id=principal.account_id,
+            key_id=principal.key_id,
+            endpoint=endpoint,
+            cost=cost,
+            policy=policy,
+            now=time.time(),
+        )
+    decision.billable_statuses = billable_statuses
+    return decision
 
 
 def settle(request: HttpRequest, response: HttpResponse) -> None:
     """Give back the units of a non-billable outcome and add the rate-limit headers."""
+    decision: Decision | None = getattr(request, "metering_decision", None)
+    if decision is None or decision.settled:
+        return
+    decision.settled = True
+    if decision.counted and response.status_code not in decision.billable_statuses:
+        give_back(decision)
+    for name, value in rate_limit_headers(decision).items():
+        response[name] = value
+
+
+def give_back(decision: Decision) -> None:
+    """Return an admitted request's units and request count, once."""
+    if decision.given_back or not decision.counted:
+        return
+    decision.given_back = True
+    try:
+        returned = get_limiter().give_back(decision)
+    except LimiterUnavailable as exc:
+        # The units stay counted: the developer is billed for a call that failed. Logged with
+        # everything an operator needs to grant a credit.
+        logger.error(
+            "Could not give back %d units of account %d (key %d, %s, minute %d): %s",
+            decision.cost,
+            decision.account_id,
+            decision.key_id,
+            decision.endpoint,
+            decision.minute,
+            exc,
+        )
+        return
+    if not returned:
+        logger.error(
+            "Give-back of %d units of account %d came after minute %d was rolled up; "
+            "the request took longer than the rollup's grace",
+            decision.cost,
+            decision.account_id,
+            decision.minute,
+        )
+        return
+    decision.rate_remaining += decision.cost
+    decision.rate_reset = max(
+        0.0, decision.rate_reset - decision.cost * decision.policy.interval_us / 1e6
+    )
+    decision.quota_used -= decision.cost

@@ -53,7 +53,9 @@ class UsageRollup(models.Model):
             models.UniqueConstraint(
                 fields=["account", "api_key", "endpoint", "minute"], name="usage_rollup_unique"
             ),
-            models.CheckConstraint(condition=Q(units__gte=0), name="usage_rollup_units_not_negative"),
+            models.CheckConstraint(
+                condition=Q(units__gte=0), name="usage_rollup_units_not_negative"
+            ),
         ]
         indexes = [
             # Usage page and alerts: one account's usage over a period.

@@ -6,4 +6,5 @@ app_name = "metering"
 
 urlpatterns = [
     path("usage/", views.usage, name="usage"),
+    path("usage/alerts/", views.alert_settings, name="alert-settings"),
 ]

@@ -7,7 +7,9 @@ import pytest
 
 from tests.services import CHROMIUM_ARGS, chromium_path
 
-ARTIFACTS = Path(os.environ.get("MDK_ARTIFACTS", Path(__file__).resolve().parent.parent / "artifacts"))
+ARTIFACTS = Path(
+    os.environ.get("MDK_ARTIFACTS", Path(__file__).resolve().parent.parent / "artifacts")
+)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from billing.selectors import tier_default
 from metering.models import QuotaCredit, UsageAlert, UsageRollup
 from portal.models import Account, ApiKey
 
-PASSWORD = "correct-horse-battery-staple"  # noqa: S105
+PASSWORD = "correct-horse-battery-staple"
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -27,7 +27,9 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     @factory.post_generation
     def verified(self, create, extracted, **kwargs):
-        """A verified primary address, as allauth leaves it after confirmation (verified=False to skip)."""
+        """A verified primary address, as allauth leaves it after confirmation.
+
+        ``verified=False`` leaves the user unconfirmed."""
         self.save()
         if create and extracted is not False:
             EmailAddress.objects.create(user=self, email=self.email, primary=True, verified=True)
@@ -87,7 +89,8 @@ class AccountFactory(factory.django.DjangoModelFactory):
 
     owner = factory.SubFactory(UserFactory)
     tier = factory.LazyFunction(tier_default)
-    period_start = factory.LazyFunction(timezone.now)
+    # Signed up a day ago: usage a test places minutes in the past still falls in this period.
+    period_start = factory.LazyFunction(lambda: timezone.now() - timezone.timedelta(days=1))
 
 
 def _alnum(length: int) -> str:
@@ -130,7 +133,9 @@ class MeterReportFactory(factory.django.DjangoModelFactory):
         model = MeterReport
 
     account = factory.SubFactory(AccountFactory)
-    window_start = factory.LazyFunction(lambda: timezone.now().replace(minute=0, second=0, microsecond=0))
+    window_start = factory.LazyFunction(
+        lambda: timezone.now().replace(minute=0, second=0, microsecond=0)
+    )
     window_end = factory.LazyAttribute(lambda o: o.window_start + timezone.timedelta(hours=1))
     units = 10
     identifier = factory.Sequence(lambda n: f"mdk-report-{n}")

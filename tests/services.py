@@ -37,7 +37,9 @@ def redis_url() -> str:
     """The Redis the tests may use (REDIS_URL), checked to answer; else skip or fail."""
     url = os.environ.get("REDIS_URL", "")
     if not url:
-        not_configured("redis", "REDIS_URL is not set (embedded mode; .ci/run's second pass sets it)")
+        not_configured(
+            "redis", "REDIS_URL is not set (embedded mode; .ci/run's second pass sets it)"
+        )
     parsed = urlparse(url)
     try:
         socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 6379), 1).close()

@@ -23,7 +23,9 @@ def test_repeated_failed_logins_are_rate_limited(client, owner, settings):
 @pytest.mark.django_db
 def test_repeated_signups_from_one_address_are_rate_limited(client):
     statuses = [
-        client.post("/accounts/signup/", {"email": f"u{i}@example.com", "password1": "x", "password2": "y"}).status_code
+        client.post(
+            "/accounts/signup/", {"email": f"u{i}@example.com", "password1": "x", "password2": "y"}
+        ).status_code
         for i in range(7)
     ]
 

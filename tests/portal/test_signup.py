@@ -14,7 +14,11 @@ User = get_user_model()
 def test_signup_creates_account_on_default_tier_and_sends_confirmation(client):
     response = client.post(
         "/accounts/signup/",
-        {"email": "new@example.com", "password1": "a-Long-passw0rd!", "password2": "a-Long-passw0rd!"},
+        {
+            "email": "new@example.com",
+            "password1": "a-Long-passw0rd!",
+            "password2": "a-Long-passw0rd!",
+        },
     )
 
     assert response.status_code == 302
@@ -29,8 +33,22 @@ def test_signup_creates_account_on_default_tier_and_sends_confirmation(client):
 @pytest.mark.parametrize(
     "data, error",
     [
-        ({"email": "not-an-email", "password1": "a-Long-passw0rd!", "password2": "a-Long-passw0rd!"}, "valid email"),
-        ({"email": "x@example.com", "password1": "a-Long-passw0rd!", "password2": "different-Passw0rd!"}, "same password"),
+        (
+            {
+                "email": "not-an-email",
+                "password1": "a-Long-passw0rd!",
+                "password2": "a-Long-passw0rd!",
+            },
+            "valid email",
+        ),
+        (
+            {
+                "email": "x@example.com",
+                "password1": "a-Long-passw0rd!",
+                "password2": "different-Passw0rd!",
+            },
+            "same password",
+        ),
         ({"email": "x@example.com", "password1": "123", "password2": "123"}, "too short"),
     ],
 )
@@ -63,7 +81,9 @@ def test_signup_with_a_taken_email_creates_nothing_and_reveals_nothing(client, o
 def test_unverified_user_cannot_log_in(client, unverified_user):
     from tests.factories import PASSWORD
 
-    response = client.post("/accounts/login/", {"login": unverified_user.email, "password": PASSWORD})
+    response = client.post(
+        "/accounts/login/", {"login": unverified_user.email, "password": PASSWORD}
+    )
 
     assert response.status_code == 302
     assert "confirm-email" in response["Location"]

@@ -1,4 +1,4 @@
-"""Seed a demo: free / pro / enterprise tiers on Stripe (the emulator offline), a developer, an admin.
+"""Seed a demo: free / pro / enterprise tiers on Stripe (the emulator offline), two logins.
 
 Idempotent: tiers an operator already edited are left as they are; users are created once.
 """
@@ -69,7 +69,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, no_stripe: bool, **options):
         if settings.PRODUCTION:
-            raise CommandError("seed_demo creates well-known passwords; it refuses to run in production.")
+            raise CommandError(
+                "seed_demo creates well-known passwords; it refuses to run in production."
+            )
         with transaction.atomic():
             created = [tier.name for tier in self._seed_tiers()]
             developer = self._seed_user(*DEMO_DEVELOPER, staff=False)
@@ -80,19 +82,22 @@ class Command(BaseCommand):
         if not no_stripe:
             call_command("sync_tiers", stdout=self.stdout)
             call_command("create_webhook_endpoint", stdout=self.stdout)
+        site = settings.SITE_URL
         self.stdout.write(self.style.SUCCESS("Demo logins:"))
-        self.stdout.write(f"  developer  {developer.email} / {DEMO_DEVELOPER[1]}   at {settings.SITE_URL}/accounts/login/")
-        self.stdout.write(f"  operator   {admin.email} / {DEMO_ADMIN[1]}  at {settings.SITE_URL}/admin/")
+        self.stdout.write(
+            f"  developer  {developer.email} / {DEMO_DEVELOPER[1]}  {site}/accounts/login/"
+        )
+        self.stdout.write(f"  operator   {admin.email} / {DEMO_ADMIN[1]}  {site}/admin/")
 
     def _seed_tiers(self) -> list[Tier]:
         created = []
         for data in DEMO_TIERS:
             data = dict(data)
             slug = data.pop("slug")
-            if data.get("is_default"):
-                # Only one default: the migration's free tier may already hold the flag.
-                if Tier.objects.filter(is_default=True).exclude(slug=slug).exists():
-                    data.pop("is_default")
+            # Only one default: the migration's free tier may already hold the flag.
+            taken = Tier.objects.filter(is_default=True).exclude(slug=slug).exists()
+            if data.get("is_default") and taken:
+                data.pop("is_default")
             tier, was_created = Tier.objects.get_or_create(slug=slug, defaults=data)
             if was_created:
                 created.append(tier)

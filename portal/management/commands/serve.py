@@ -22,7 +22,9 @@ class Command(BaseCommand):
     help = "Run the portal with its jobs (and the Stripe emulator when no Stripe key is set)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--host", default="127.0.0.1", help="Address to bind (default 127.0.0.1).")
+        parser.add_argument(
+            "--host", default="127.0.0.1", help="Address to bind (default 127.0.0.1)."
+        )
         parser.add_argument("--port", type=int, default=8000, help="Port to bind (default 8000).")
         parser.add_argument("--no-jobs", action="store_true", help="Do not run the beat jobs.")
         parser.add_argument("--no-seed", action="store_true", help="Do not seed the demo data.")

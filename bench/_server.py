@@ -1,0 +1,247 @@
+"""Shared plumbing of the bench scripts: a scratch database, a private Redis, gunicorn, and a
+bounded HTTP load loop. Everything listens on 127.0.0.1 only and is torn down at exit.
+
+    from bench._server import BenchServer, private_redis, drive
+"""
+
+import contextlib
+import http.client
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class RedisServer:
+    url: str
+    pid: int
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used so far (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@contextlib.contextmanager
+def private_redis() -> Iterator[RedisServer]:
+    """A redis-server of the bench's own (no persistence), so INFO commandstats counts only
+    what the bench sent and its CPU time is the bench's alone."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    folder = tempfile.mkdtemp(prefix="mdk-bench-redis-")
+    server = subprocess.Popen(
+        [
+            binary,
+            "--port", str(port),
+            "--bind", "127.0.0.1",
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", folder,
+            "--maxmemory-policy", "noeviction",
+        ],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit("redis-server did not start") from None
+                time.sleep(0.05)
+        yield RedisServer(url=f"redis://127.0.0.1:{port}/0", pid=server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@dataclass
+class BenchServer:
+    """gunicorn serving the project with a bench settings module on a scratch SQLite file."""
+
+    settings_module: str
+    workers: int = 4
+    threads: int = 4
+    extra_env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+
+    def __post_init__(self):
+        self.scratch = Path(tempfile.mkdtemp(prefix="mdk-bench-"))
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": self.settings_module,
+            "DATABASE_URL": f"sqlite:///{self.scratch / 'bench.sqlite3'}",
+            "VAR_DIR": str(self.scratch),
+            "PYTHONPATH": str(ROOT),
+            "LOG_LEVEL": "WARNING",
+            # No collected static files in a checkout; WhiteNoise would warn once per worker.
+            "PYTHONWARNINGS": "ignore::UserWarning",
+            **self.extra_env,
+        }
+        self.process: subprocess.Popen | None = None
+
+    def prepare(self) -> None:
+        """Create the tables, then set Django up in this process on the same database, so the
+        script can make tiers, accounts and keys with the project's own services."""
+        subprocess.run(
+            [PYTHON, "manage.py", "migrate", "--run-syncdb", "--verbosity", "0"],
+            cwd=ROOT,
+            env=self.env,
+            check=True,
+        )
+        os.environ.update(self.env)
+        if str(ROOT) not in sys.path:
+            sys.path.insert(0, str(ROOT))
+        import django
+
+        django.setup()
+
+    def start(self, ready_path: str) -> None:
+        # The server's log goes to a file (django.request logs every 429 at WARNING); its tail
+        # is printed if the bench fails.
+        self.log_path = self.scratch / "gunicorn.log"
+        self.log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            [
+                PYTHON, "-m", "gunicorn", "portal.wsgi:application",
+                "--bind", f"127.0.0.1:{self.port}",
+                "--workers", str(self.workers),
+                "--worker-class", "gthread",
+                "--threads", str(self.threads),
+                "--keep-alive", "30",
+                "--log-level", "warning",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"gunicorn exited with {self.process.returncode}")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                conn.request("GET", ready_path)
+                if conn.getresponse().status < 500:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise SystemExit("gunicorn did not answer within 30 s")
+
+    def pids(self) -> list[int]:
+        """The gunicorn master and its workers."""
+        assert self.process is not None
+        return [self.process.pid, *children_of(self.process.pid)]
+
+    def errors(self) -> str:
+        """The server log's lines at ERROR or worse (a 503, a traceback), for the report."""
+        if not hasattr(self, "log_path"):
+            return ""
+        lines = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(line for line in lines if " ERROR " in line or "Traceback" in line)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=30)
+        if hasattr(self, "log"):
+            self.log.close()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+@dataclass
+class LoadResult:
+    statuses: Counter
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return sum(self.statuses.values()) / self.seconds
+
+
+def drive(
+    port: int,
+    path: str,
+    *,
+    headers: dict[str, str],
+    requests: int,
+    clients: int,
+    expect: int | None = 200,
+) -> LoadResult:
+    """Send ``requests`` GETs from ``clients`` keep-alive connections started together.
+    ``expect``: a status every answer must have (None: count whatever comes back)."""
+    per_client = requests // clients
+    statuses: Counter = Counter()
+    lock = threading.Lock()
+    start = threading.Barrier(clients + 1)
+
+    def loop() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        seen: Counter = Counter()
+        start.wait()
+        for _ in range(per_client):
+            conn.request("GET", path, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            seen[response.status] += 1
+        conn.close()
+        with lock:
+            statuses.update(seen)
+
+    workers = [threading.Thread(target=loop) for _ in range(clients)]
+    for worker in workers:
+        worker.start()
+    start.wait()
+    started = time.perf_counter()
+    for worker in workers:
+        worker.join()
+    result = LoadResult(statuses=statuses, seconds=time.perf_counter() - started)
+    if expect is not None and set(statuses) != {expect}:
+        raise SystemExit(f"{path}: expected only {expect}, got {dict(statuses)}")
+    return result

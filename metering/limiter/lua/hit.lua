@@ -1,0 +1,60 @@
+-- One API request: rate limit (GCRA) + period quota + usage counters, atomically.
+-- Every key carries the account's hash tag, so the script runs on Redis Cluster too.
+--
+-- KEYS[1] rate: theoretical arrival time in µs (absent = a full burst is available)
+-- KEYS[2] quota: units counted in this billing period (absent = not seeded yet)
+-- KEYS[3] usage hash of this minute: u:<key>:<endpoint> units, r:<key>:<endpoint> requests
+-- KEYS[4] set of minutes with live usage hashes (what the rollup drains)
+-- ARGV: cost, interval_us, burst, quota_limit (-1 = none), seed (-1 = none), quota_ttl_s,
+--       units field, requests field, minute, now_us (-1 = the server's clock)
+-- Returns {outcome, rate_remaining, rate_reset_us, retry_after_us, quota_used, now_us}
+-- outcome: 0 admitted, 1 rate limited, 2 quota exceeded, 3 needs seed, 4 clock skew
+local cost = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local burst_span = tonumber(ARGV[3]) * interval
+local limit = tonumber(ARGV[4])
+local seed = tonumber(ARGV[5])
+local minute = tonumber(ARGV[9])
+local now = tonumber(ARGV[10])
+if now < 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  -- The caller names the minute from its own clock; a web host whose clock is off by more
+  -- than 30 s could write into a minute already rolled up, so it is refused instead. The
+  -- minute may be the next one (a period that started inside this minute counts from the next).
+  local offset = now - minute * 1000000
+  if offset < -90000000 or offset > 90000000 then
+    return {4, 0, 0, 0, 0, now}
+  end
+end
+
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+
+local used = redis.call('GET', KEYS[2])
+if not used then
+  if seed < 0 then return {3, 0, 0, 0, 0, now} end
+  redis.call('SET', KEYS[2], seed, 'EX', ARGV[6])
+  used = seed
+else
+  used = tonumber(used)
+end
+
+if cost > 0 and limit >= 0 and used + cost > limit then
+  return {2, math.floor((now + burst_span - tat) / interval), tat - now, 0, used, now}
+end
+
+local new_tat = tat + cost * interval
+local allow_at = new_tat - burst_span
+if allow_at > now then
+  return {1, math.floor((now + burst_span - tat) / interval), tat - now, allow_at - now, used, now}
+end
+
+if cost > 0 then
+  redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000) + 1000)
+  used = redis.call('INCRBY', KEYS[2], cost)
+end
+redis.call('HINCRBY', KEYS[3], ARGV[7], cost)
+redis.call('HINCRBY', KEYS[3], ARGV[8], 1)
+redis.call('SADD', KEYS[4], minute)
+return {0, math.floor((now + burst_span - new_tat) / interval), new_tat - now, 0, used, now}
