@@ -23,13 +23,17 @@ from portal.models import Account, ApiKey, AuditEntry
 
 @transaction.atomic
 def account_create(*, owner: AbstractBaseUser, name: str = "") -> Account:
-    """The account a developer gets at signup, on the default tier, its period starting now."""
+    """The account a developer gets at signup, on the default tier, its period starting now.
+
+    The free period starts on a whole minute: usage is counted per minute, and a period that
+    starts inside a minute counts from the next one (see metering.limiter.base.usage_minute), so
+    a whole-minute anchor loses nothing of the developer's first minute.
+    """
     existing = Account.objects.filter(owner=owner).first()
     if existing is not None:
         return existing
-    return Account.objects.create(
-        owner=owner, name=name, tier=tier_default(), period_start=timezone.now()
-    )
+    anchor = timezone.now().replace(second=0, microsecond=0)
+    return Account.objects.create(owner=owner, name=name, tier=tier_default(), period_start=anchor)
 
 
 # Usable keys an account may hold at once: plenty for rotation and per-environment keys, and a
