@@ -374,5 +374,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.server": {"level": "WARNING"}},
+    # stripe-python logs every request at INFO; our services log what matters.
+    "loggers": {"django.server": {"level": "WARNING"}, "stripe": {"level": "WARNING"}},
 }
