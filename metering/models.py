@@ -60,11 +60,17 @@ class UsageRollup(models.Model):
         indexes = [
             # Usage page and alerts: one account's usage over a period.
             models.Index(fields=["account", "minute"], name="usage_account_minute_idx"),
-            # The reporter claims unreported rows of closed windows.
+            # The reporter finds the accounts with unreported rows of closed windows...
             models.Index(
                 fields=["minute"],
                 condition=Q(meter_report__isnull=True),
                 name="usage_unreported_idx",
+            ),
+            # ...and claims one account's unreported rows of one window.
+            models.Index(
+                fields=["account", "minute"],
+                condition=Q(meter_report__isnull=True),
+                name="usage_unreported_account_idx",
             ),
         ]
 

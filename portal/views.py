@@ -44,20 +44,21 @@ def healthz(request: HttpRequest) -> JsonResponse:
     except Exception as exc:  # any failure is reported, not raised
         checks["database"] = f"error: {exc.__class__.__name__}"
     if settings.REDIS_URL:
-        checks["redis"] = _redis_status()
+        checks["redis"] = _redis_status(settings.REDIS_URL)
+    if settings.METERING_REDIS_URL and settings.METERING_REDIS_URL != settings.REDIS_URL:
+        # The usage counters may live in a Redis of their own (see METERING_REDIS_URL).
+        checks["metering_redis"] = _redis_status(settings.METERING_REDIS_URL)
     healthy = all(value == "ok" for value in checks.values())
     return JsonResponse(
         {"status": "ok" if healthy else "error", "checks": checks}, status=200 if healthy else 503
     )
 
 
-def _redis_status() -> str:
+def _redis_status(url: str) -> str:
     import redis
 
     try:
-        client = redis.Redis.from_url(
-            settings.REDIS_URL, socket_connect_timeout=0.5, socket_timeout=0.5
-        )
+        client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
         client.ping()
         return "ok"
     except redis.RedisError as exc:
