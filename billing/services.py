@@ -34,7 +34,8 @@ from billing.stripe_api import stripe_client
 from billing.subscriptions import ENDED, PAYING, PAYMENT_DUE, SubscriptionState
 from billing.subscriptions import invoice_subscription_id as _invoice_subscription_id
 from portal.keycache import account_changed
-from portal.models import Account, AuditEntry
+from portal.audit import audit_record
+from portal.models import Account
 
 logger = logging.getLogger(__name__)
 
@@ -299,7 +300,7 @@ def tier_sync_to_stripe(
     )
     after = _tier_stripe_ids(tier)
     if result.changed or before != after:
-        AuditEntry.objects.create(
+        audit_record(
             actor=actor,
             action="tier.sync_to_stripe",
             target=tier.slug,

@@ -109,8 +109,9 @@ class UsageAlert(models.Model):
         PENDING = "pending", "Pending"
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
-        # Recorded but not emailed: the developer opted out of this (non-essential) alert.
-        SKIPPED = "skipped", "Skipped (opted out)"
+        # Recorded but not emailed: the developer opted out of this (non-essential) alert, or a
+        # higher threshold crossed in the same run was emailed instead.
+        SKIPPED = "skipped", "Skipped (opted out or superseded)"
 
     account = models.ForeignKey("portal.Account", on_delete=models.CASCADE, related_name="alerts")
     period_start = models.DateTimeField()

@@ -22,6 +22,7 @@ from billing.services import BillingError
 from metering.models import QuotaCredit
 from metering.selectors import period_included_units, period_units
 from portal import admin_forms
+from portal.audit import audit_record
 from portal.keycache import account_changed
 from portal.keyformat import split_key
 from portal.models import Account, ApiKey, AuditEntry
@@ -691,6 +692,16 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
+        if change and form.changed_data:
+            # An operator's edit of a key is an operator action like any other.
+            audit_record(
+                actor=request.user,
+                action="api_key.edit",
+                account=obj.account,
+                target=obj.prefix,
+                before={name: _jsonable(form.initial.get(name)) for name in form.changed_data},
+                after={name: _jsonable(form.cleaned_data.get(name)) for name in form.changed_data},
+            )
         if change and "expires_at" in form.changed_data:
             # A new expiry must reach every process's key cache like a revoke does.
             account_changed(obj.account_id)
@@ -760,3 +771,8 @@ class AuditEntryAdmin(admin.ModelAdmin):
             json.dumps(entry.before, indent=2, sort_keys=True),
             json.dumps(entry.after, indent=2, sort_keys=True),
         )
+
+
+def _jsonable(value: Any) -> Any:
+    """A form value as the audit log's JSON keeps it (datetimes as ISO 8601)."""
+    return value.isoformat() if hasattr(value, "isoformat") else value
