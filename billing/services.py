@@ -25,7 +25,15 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
-from djstripe.models import Customer, Event, Price, Product, Subscription, WebhookEndpoint
+from djstripe.models import (
+    Customer,
+    Event,
+    Invoice,
+    Price,
+    Product,
+    Subscription,
+    WebhookEndpoint,
+)
 
 from billing import stripe_specs
 from billing.models import Tier
@@ -33,8 +41,8 @@ from billing.selectors import account_for_stripe_customer, tier_default, tier_fo
 from billing.stripe_api import stripe_client
 from billing.subscriptions import ENDED, PAYING, PAYMENT_DUE, SubscriptionState
 from billing.subscriptions import invoice_subscription_id as _invoice_subscription_id
-from portal.keycache import account_changed
 from portal.audit import audit_record
+from portal.keycache import account_changed
 from portal.models import Account
 
 logger = logging.getLogger(__name__)
@@ -740,6 +748,36 @@ def subscriptions_reconcile(
             report.append(ReconcileChange(account_id, current["id"] if current else "", changes))
             logger.warning("Reconcile repaired %s", report[-1].describe())
     return report
+
+
+def invoices_reconcile(*, account_ids: Iterable[int] | None = None) -> list[str]:
+    """Store the invoices a lost webhook left out of dj-stripe's copy, which the billing page
+    reads; returns the ids stored or updated.
+
+    Per linked customer, the newest page of invoices (100: years of monthly invoices; the job
+    runs daily, so older ones were seen before). An invoice is synced when dj-stripe has no row
+    for it or a different status (e.g. the ``invoice.paid`` event was lost).
+    """
+    accounts = Account.objects.filter(stripe_customer__isnull=False)
+    if account_ids is not None:
+        accounts = accounts.filter(pk__in=list(account_ids))
+    client = stripe_client()
+    stored = []
+    for customer_id in accounts.order_by("pk").values_list("stripe_customer__id", flat=True):
+        listing = client.v1.invoices.list(params={"customer": customer_id, "limit": 100})
+        # dj-stripe 2.11 keeps most of an invoice in its stripe_data JSON.
+        known = dict(
+            Invoice.objects.filter(customer__id=customer_id).values_list(
+                "id", "stripe_data__status"
+            )
+        )
+        for invoice in listing.data:
+            if known.get(invoice.id) != invoice.status:
+                Invoice.sync_from_stripe_data(invoice)
+                stored.append(invoice.id)
+    if stored:
+        logger.warning("Reconcile stored %d invoice(s) a webhook had not: %s", len(stored), stored)
+    return stored
 
 
 def _account_subscription_forget(account: Account, now: datetime) -> dict[str, tuple[Any, Any]]:

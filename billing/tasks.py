@@ -19,8 +19,10 @@ logger = logging.getLogger(__name__)
 
 @shared_task
 def subscriptions_reconcile_task() -> int:
-    """Repair accounts whose subscription webhooks were lost; returns how many changed."""
-    return len(services.subscriptions_reconcile())
+    """Repair accounts (and invoices) whose webhooks were lost; returns how many changed."""
+    repaired = services.subscriptions_reconcile()
+    services.invoices_reconcile()
+    return len(repaired)
 
 
 @shared_task

@@ -12,7 +12,7 @@ from django.utils import timezone
 from billing.models import MeterReport, Tier
 from billing.reporting import MeterReportAlreadySent, usage_report_send
 from billing.selectors import tier_default
-from billing.services import subscriptions_reconcile
+from billing.services import invoices_reconcile, subscriptions_reconcile
 from metering.models import QuotaCredit
 from portal.audit import audit_record
 from portal.keycache import account_changed
@@ -397,6 +397,7 @@ def accounts_stripe_resync(
         return {}
     # Stripe is called outside any transaction; the reconcile writes each account in its own.
     subscriptions_reconcile(account_ids=sorted(before))
+    invoices_reconcile(account_ids=sorted(before))
     entries = {}
     for account in linked.all():
         entries[account.pk] = audit_record(

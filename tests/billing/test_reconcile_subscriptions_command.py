@@ -18,7 +18,7 @@ def test_the_command_repairs_and_says_what_it_changed(owner_client, account, cat
     account.refresh_from_db()
     assert account.tier == catalog.pro
     assert f"repaired account {account.pk}" in out.getvalue()
-    assert "1 account(s) repaired." in out.getvalue()
+    assert "1 account(s) repaired, 1 invoice(s) stored." in out.getvalue()
 
 
 @pytest.mark.django_db

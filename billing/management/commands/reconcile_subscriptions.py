@@ -1,9 +1,10 @@
-"""Re-read every subscription from Stripe and repair accounts a lost webhook left behind."""
+"""Re-read every subscription (and recent invoices) from Stripe and repair what a lost webhook
+left behind."""
 
 import stripe
 from django.core.management.base import BaseCommand, CommandError
 
-from billing.services import subscriptions_reconcile
+from billing.services import invoices_reconcile, subscriptions_reconcile
 
 
 class Command(BaseCommand):
@@ -12,8 +13,9 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         try:
             report = subscriptions_reconcile()
+            invoices = invoices_reconcile()
         except stripe.StripeError as error:
             raise CommandError(f"Stripe could not be read; nothing changed: {error}") from error
         for change in report:
             self.stdout.write(self.style.WARNING(f"repaired {change.describe()}"))
-        self.stdout.write(f"{len(report)} account(s) repaired.")
+        self.stdout.write(f"{len(report)} account(s) repaired, {len(invoices)} invoice(s) stored.")
