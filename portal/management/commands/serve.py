@@ -7,11 +7,14 @@ are rolled up by the same process that holds them), then serves HTTP.
 
 import logging
 import os
+import signal
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from portal import celery_app
 
@@ -52,7 +55,22 @@ class Command(BaseCommand):
         self.stdout.write("  Press Ctrl+C to stop.\n")
         # The embedded mode is for one machine; production serves portal.wsgi with gunicorn.
         os.environ.setdefault("DJANGO_RUNSERVER_HIDE_WARNING", "true")
-        call_command("runserver", f"{host}:{port}", use_reloader=False, use_threading=True)
+        # A stop (Ctrl+C or SIGTERM) first rolls up every counter this process holds: the
+        # in-process limiter keeps usage in memory, and usage is never to be lost.
+        signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            call_command("runserver", f"{host}:{port}", use_reloader=False, use_threading=True)
+        finally:
+            self._drain_usage()
+
+    def _drain_usage(self) -> None:
+        from metering.services import ROLLUP_GRACE_SECONDS, usage_rollup
+
+        # A moment past every minute's grace: no request is served any more, so every minute,
+        # the current one included, is closed.
+        past_everything = timezone.now() + timedelta(seconds=ROLLUP_GRACE_SECONDS + 120)
+        result = usage_rollup(now=past_everything)
+        self.stdout.write(f"Stopped; rolled up {result.units} units of usage held in memory.")
 
     def _start_emulator(self):
         from devtools.stripe_emulator import Emulator
@@ -75,3 +93,8 @@ class Command(BaseCommand):
         )
         beat.start()
         logger.info("Celery beat runs in-process; jobs run eagerly in this process")
+
+
+def _interrupt(signum, frame) -> None:
+    """SIGTERM stops the server the way Ctrl+C does, so the usage drain runs."""
+    raise KeyboardInterrupt
