@@ -91,6 +91,7 @@ def admit(
     The first request of a period (or after Redis lost its data) finds no quota counter; the
     counter is then seeded from the database and the call made again. Raises
     ``LimiterUnavailable`` when the limiter does not answer and METERING_FAIL_MODE is closed.
+    Answers ``STALE`` (nothing counted) when the account changed since ``principal`` was read.
     """
     policy = policy_for(principal)
     limiter = get_limiter()
@@ -100,6 +101,7 @@ def admit(
         "endpoint": endpoint,
         "cost": cost,
         "policy": policy,
+        "version": principal.version,
     }
     try:
         decision = limiter.hit(**hit)

@@ -22,6 +22,7 @@ from rest_framework.throttling import BaseThrottle
 
 from metering.hotpath import BILLABLE_STATUSES, admit
 from metering.limiter.base import Decision, LimiterUnavailable, Outcome
+from portal.keycache import key_cache
 from portal.principal import ApiPrincipal
 from portal.problems import ProblemType, register_problem_type
 
@@ -161,19 +162,17 @@ class TierThrottle(BaseThrottle):
         endpoint = getattr(view, "endpoint_name", None)
         if not isinstance(principal, ApiPrincipal) or not endpoint:
             return True
-        cost = int(getattr(view, "cost", 1))
-        burst = principal.burst or principal.rate_limit
-        if cost > burst:
-            raise CostAboveBurst(cost=cost, burst=burst)
-        try:
-            decision = admit(
-                principal=principal,
-                endpoint=endpoint,
-                cost=cost,
-                billable_statuses=getattr(view, "billable_statuses", BILLABLE_STATUSES),
-            )
-        except LimiterUnavailable as exc:
-            raise MeteringUnavailable() from exc
+        decision = self._admit(view, principal, endpoint)
+        if decision.outcome == Outcome.STALE:
+            # Another process changed the account (a key revoked, a tier moved, a suspension)
+            # after this one cached it: authenticate and authorise the request anew, then ask
+            # once more. A refusal raises here, as it would have at the door.
+            key_cache.drop_account(principal.account_id)
+            request._authenticate()
+            view.check_permissions(request)
+            decision = self._admit(view, request.auth, endpoint)
+            if decision.outcome == Outcome.STALE:
+                raise MeteringUnavailable()
         # On the Django request, so that the settle middleware sees it too (DRF's Request
         # reads missing attributes from the request it wraps).
         request._request.metering_decision = decision
@@ -183,6 +182,21 @@ class TierThrottle(BaseThrottle):
         if decision.outcome == Outcome.QUOTA_EXCEEDED:
             raise QuotaExceeded(decision)
         raise RateLimited(decision)
+
+    def _admit(self, view, principal: ApiPrincipal, endpoint: str) -> Decision:
+        cost = int(getattr(view, "cost", 1))
+        burst = principal.burst or principal.rate_limit
+        if cost > burst:
+            raise CostAboveBurst(cost=cost, burst=burst)
+        try:
+            return admit(
+                principal=principal,
+                endpoint=endpoint,
+                cost=cost,
+                billable_statuses=getattr(view, "billable_statuses", BILLABLE_STATUSES),
+            )
+        except LimiterUnavailable as exc:
+            raise MeteringUnavailable() from exc
 
     def wait(self) -> float | None:
         return self._wait

@@ -15,6 +15,7 @@ on every process. Expiry needs no invalidation: a cached key is refused from the
 """
 
 import hmac
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +31,8 @@ from portal.keyformat import split_key
 from portal.models import Account, ApiKey
 from portal.principal import ApiPrincipal
 from portal.selectors import api_key_for_prefix, api_principal_build
+
+logger = logging.getLogger(__name__)
 
 
 class KeyRejected(Exception):
@@ -175,9 +178,34 @@ def account_changed(account_id: int) -> None:
 
     Call it after any change the API must notice: a key revoked, rolled or its expiry edited,
     a tier change, a suspension or reinstatement, a quota credit. This process forgets the
-    account at once; other processes within ``API_KEY_CACHE_SECONDS``.
+    account at once. Other processes sharing the Redis limiter refuse their cached copy on its
+    next request (the limiter's script compares versions in the same round trip) and read it
+    again; without Redis (one process) there is no other process. If Redis cannot be told,
+    other processes still re-read within ``API_KEY_CACHE_SECONDS``.
     """
     Account.objects.filter(pk=account_id).update(cache_version=F("cache_version") + 1)
     key_cache.drop_account(account_id)
-    # Again after commit: a request in this process may have read the old rows in between.
+    # After commit, so that a process told of the change reads the changed rows: this
+    # process's cache again (a request may have read the old rows in between), then the rest.
     transaction.on_commit(lambda: key_cache.drop_account(account_id))
+    transaction.on_commit(lambda: _publish_version(account_id))
+
+
+def _publish_version(account_id: int) -> None:
+    from metering.limiter import get_limiter
+    from metering.limiter.base import LimiterUnavailable
+
+    version = Account.objects.filter(pk=account_id).values_list("cache_version", flat=True).first()
+    if version is None:
+        return
+    try:
+        # Kept a little longer than any process keeps a cached principal.
+        get_limiter().publish_version(account_id, version, ttl=2 * key_cache.ttl + 60)
+    except LimiterUnavailable as exc:
+        logger.warning(
+            "Could not publish account %s's change to other processes (they see it within "
+            "%s s): %s",
+            account_id,
+            key_cache.ttl,
+            exc,
+        )

@@ -36,6 +36,9 @@ class Outcome(enum.StrEnum):
     NEEDS_SEED = "needs_seed"
     # The backend was unreachable and METERING_FAIL_MODE is "open": admitted, not counted.
     UNMETERED = "unmetered"
+    # The account changed (a key revoked, a tier moved, a suspension) after this process cached
+    # it: re-read it and ask again. Nothing was counted.
+    STALE = "stale"
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,10 +197,13 @@ class Limiter(ABC):
         policy: Policy,
         seed: int | None = None,
         now: float | None = None,
+        version: int | None = None,
     ) -> Decision:
         """Check the rate limit and the quota and, when both allow, count ``cost`` units and
         one request, all at once. ``seed`` initialises a missing quota counter; ``now``
-        (epoch seconds) overrides the backend's clock, for tests."""
+        (epoch seconds) overrides the backend's clock, for tests. ``version`` is the account's
+        ``cache_version`` the caller's principal was read at: a backend shared by several
+        processes answers ``STALE`` when a newer one was published (``publish_version``)."""
 
     @abstractmethod
     def give_back(self, decision: Decision, *, now: float | None = None) -> bool:
@@ -224,6 +230,11 @@ class Limiter(ABC):
     @abstractmethod
     def quota_used(self, account_id: int, policy: Policy) -> int | None:
         """Units the quota counter holds for the policy's period; None: not seeded."""
+
+    def publish_version(self, account_id: int, version: int, *, ttl: int) -> None:  # noqa: B027
+        """Tell every process sharing this backend that the account changed, so a principal
+        read at an older version is refused as ``STALE`` for ``ttl`` seconds (after that no
+        process still holds one). A backend serving one process has nothing to tell."""
 
     @abstractmethod
     def reset(self) -> None:

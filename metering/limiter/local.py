@@ -56,6 +56,7 @@ class LocalLimiter(Limiter):
         policy: Policy,
         seed: int | None = None,
         now: float | None = None,
+        version: int | None = None,
     ) -> Decision:
         interval = policy.interval_us
         burst_span = policy.burst * interval

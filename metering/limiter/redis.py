@@ -40,12 +40,21 @@ _OUTCOMES = {
     1: Outcome.RATE_LIMITED,
     2: Outcome.QUOTA_EXCEEDED,
     3: Outcome.NEEDS_SEED,
+    5: Outcome.STALE,
 }
 _CLOCK_SKEW = 4
 # The quota counter outlives its period by a day so a request that straddles the period's end
 # still finds it; the next period counts under a new key.
 QUOTA_TTL_AFTER_PERIOD = 86_400
 BATCH_TIMEOUT_MS = 5000
+# Raise an account's published version, never lower it (two publishers may race).
+_PUBLISH_VERSION = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if tonumber(ARGV[1]) > current then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+end
+return 1
+"""
 
 
 def redis_client(url: str, *, timeout_ms: int) -> redis.Redis:
@@ -73,6 +82,13 @@ class RedisLimiter(Limiter):
         self._give_back = self.client.register_script((LUA_DIR / "give_back.lua").read_text())
         self._drain = self.client.register_script((LUA_DIR / "drain.lua").read_text())
         self._discard = self.client.register_script((LUA_DIR / "discard.lua").read_text())
+        self._publish = self.client.register_script(_PUBLISH_VERSION)
+
+    def publish_version(self, account_id: int, version: int, *, ttl: int) -> None:
+        try:
+            self._publish(keys=[self._key(account_id, "ver")], args=[version, ttl])
+        except RedisError as exc:
+            raise LimiterUnavailable(f"{exc.__class__.__name__}: {exc}") from exc
 
     def _key(self, account_id: int, name: str) -> str:
         return f"{self.prefix}:{{acct:{account_id}}}:{name}"
@@ -87,6 +103,7 @@ class RedisLimiter(Limiter):
         policy: Policy,
         seed: int | None = None,
         now: float | None = None,
+        version: int | None = None,
     ) -> Decision:
         wall = time.time() if now is None else now
         minute = usage_minute(wall, policy)
@@ -97,6 +114,7 @@ class RedisLimiter(Limiter):
             self._key(account_id, f"q:{policy.period_key}"),
             self._key(account_id, f"u:{minute}"),
             self._key(account_id, "m"),
+            self._key(account_id, "ver"),
         ]
         args = [
             cost,
@@ -109,6 +127,7 @@ class RedisLimiter(Limiter):
             usage_field("r", key_id, endpoint),
             minute,
             -1 if now is None else int(now * MICROS),
+            -1 if version is None else version,
         ]
         try:
             code, remaining, reset_us, retry_us, used, now_us = self._hit(keys=keys, args=args)

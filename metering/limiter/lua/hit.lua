@@ -5,10 +5,12 @@
 -- KEYS[2] quota: units counted in this billing period (absent = not seeded yet)
 -- KEYS[3] usage hash of this minute: u:<key>:<endpoint> units, r:<key>:<endpoint> requests
 -- KEYS[4] set of minutes with live usage hashes (what the rollup drains)
+-- KEYS[5] the account's published cache version (absent = no change in the last minutes)
 -- ARGV: cost, interval_us, burst, quota_limit (-1 = none), seed (-1 = none), quota_ttl_s,
---       units field, requests field, minute, now_us (-1 = the server's clock)
+--       units field, requests field, minute, now_us (-1 = the server's clock),
+--       the caller's cache version (-1 = do not check)
 -- Returns {outcome, rate_remaining, rate_reset_us, retry_after_us, quota_used, now_us}
--- outcome: 0 admitted, 1 rate limited, 2 quota exceeded, 3 needs seed, 4 clock skew
+-- outcome: 0 admitted, 1 rate limited, 2 quota exceeded, 3 needs seed, 4 clock skew, 5 stale
 local cost = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])
 local burst_span = tonumber(ARGV[3]) * interval
@@ -25,6 +27,16 @@ if now < 0 then
   local offset = now - minute * 1000000
   if offset < -90000000 or offset > 90000000 then
     return {4, 0, 0, 0, 0, now}
+  end
+end
+
+-- A principal read before the account's last change (published by the process that made it)
+-- is refused as stale, so a revoke or a tier change holds on every process at once.
+local version = tonumber(ARGV[11])
+if version >= 0 then
+  local published = redis.call('GET', KEYS[5])
+  if published and tonumber(published) > version then
+    return {5, 0, 0, 0, 0, now}
   end
 end
 
