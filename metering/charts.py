@@ -44,7 +44,7 @@ class Guide:
     """A horizontal reference line (the quota, the cap, the daily pace)."""
 
     y: float
-    value: int
+    value: int | float
     label: str
 
 
@@ -189,5 +189,10 @@ def daily_chart(summary: UsageSummary) -> DailyChart:
         y_ticks=_y_ticks(top_value, step),
         x_ticks=_x_ticks([d.day for d in days], slot, centred=True),
         bars=bars,
-        pace=Guide(y=_y(pace, top_value), value=round(pace), label="Even pace"),
+        # Whole units a day, but a small quota's pace (10 over 30 days) keeps a decimal.
+        pace=Guide(
+            y=_y(pace, top_value),
+            value=round(pace) if pace >= 10 else round(pace, 1),
+            label="Even pace",
+        ),
     )
