@@ -16,8 +16,7 @@ from billing.models import Tier
 from billing.selectors import invoice_list_for_account, tier_list_public
 from billing.services import BillingError, billing_portal_session_create, checkout_session_create
 from portal.models import Account
-from portal.selectors import account_for_user
-from portal.services import account_create
+from portal.services import account_ensure
 
 logger = logging.getLogger(__name__)
 
@@ -41,13 +40,9 @@ def _redirect_303(url: str) -> HttpResponseRedirect:
     return response
 
 
-def _account(request: HttpRequest) -> Account:
-    return account_for_user(request.user) or account_create(owner=request.user)
-
-
 @require_safe
 def pricing(request: HttpRequest) -> HttpResponse:
-    account = _account(request) if request.user.is_authenticated else None
+    account = account_ensure(owner=request.user) if request.user.is_authenticated else None
     context = {
         "tiers": list(tier_list_public()),
         "account": account,
@@ -63,7 +58,7 @@ def pricing(request: HttpRequest) -> HttpResponse:
 @require_safe
 @never_cache
 def billing_overview(request: HttpRequest) -> HttpResponse:
-    account = _account(request)
+    account = account_ensure(owner=request.user)
     pending = _checkout_pending(request, account)
     context = {
         "account": account,
@@ -94,7 +89,7 @@ def _checkout_pending(request: HttpRequest, account: Account) -> dict | None:
 def checkout(request: HttpRequest) -> HttpResponse:
     """Upgrade: off to Stripe Checkout for the chosen tier (or to the customer portal, where a
     subscribed developer switches tiers)."""
-    account = _account(request)
+    account = account_ensure(owner=request.user)
     tier = get_object_or_404(Tier, slug=request.POST.get("tier", ""), is_public=True)
     if account.payment_status in SUBSCRIBED and account.stripe_customer is not None:
         if account.subscribed_tier_id == tier.pk:
@@ -122,7 +117,7 @@ def checkout(request: HttpRequest) -> HttpResponse:
 @require_POST
 def portal(request: HttpRequest) -> HttpResponse:
     """Manage billing: off to the Stripe customer portal (card, tier, cancel, invoices)."""
-    return _leave_for_portal(request, _account(request))
+    return _leave_for_portal(request, account_ensure(owner=request.user))
 
 
 def _leave_for_portal(request: HttpRequest, account: Account) -> HttpResponse:

@@ -173,8 +173,8 @@ class TierThrottle(BaseThrottle):
             decision = self._admit(view, request.auth, endpoint)
             if decision.outcome == Outcome.STALE:
                 raise MeteringUnavailable()
-        # On the Django request, so that the settle middleware sees it too (DRF's Request
-        # reads missing attributes from the request it wraps).
+        # On the Django request, which outlives DRF's wrapper; DRF's Request reads missing
+        # attributes from the request it wraps, so settle() finds it on either.
         request._request.metering_decision = decision
         if decision.admitted:
             return True

@@ -16,8 +16,7 @@ from metering.charts import cumulative_chart, daily_chart
 from metering.forms import AlertSettingsForm
 from metering.selectors import usage_summary
 from portal.models import ApiKey
-from portal.selectors import account_for_user
-from portal.services import account_create
+from portal.services import account_ensure
 
 # Endpoint names are identifiers declared by the API's views.
 ENDPOINT_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
@@ -25,7 +24,7 @@ ENDPOINT_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
 
 @login_required
 def usage(request: HttpRequest) -> HttpResponse:
-    account = account_for_user(request.user) or account_create(owner=request.user)
+    account = account_ensure(owner=request.user)
     keys = list(ApiKey.objects.filter(account=account).order_by("name", "pk"))
 
     # Filters are scoped to the account: a key id that is not one of its keys is a 404, as
@@ -68,7 +67,7 @@ def usage(request: HttpRequest) -> HttpResponse:
 @require_POST
 def alert_settings(request: HttpRequest) -> HttpResponse:
     """The developer's choice about the courtesy usage alert emails (below 100 %)."""
-    account = account_for_user(request.user) or account_create(owner=request.user)
+    account = account_ensure(owner=request.user)
     form = AlertSettingsForm(request.POST)
     form.is_valid()  # one optional checkbox: any POST is valid, unchecked is False
     opted_out = not form.cleaned_data.get("courtesy_alerts", False)

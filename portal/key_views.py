@@ -17,10 +17,10 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from portal.forms import ApiKeyCreateForm, ApiKeyRollForm
 from portal.models import Account, ApiKey
-from portal.selectors import account_for_user, api_key_list, api_key_of_owner
+from portal.selectors import api_key_list, api_key_of_owner
 from portal.services import (
     ApiKeyError,
-    account_create,
+    account_ensure,
     api_key_create,
     api_key_revoke,
     api_key_roll,
@@ -28,10 +28,6 @@ from portal.services import (
 
 # Session slot of a secret waiting for its one render.
 NEW_KEY_SESSION = "portal_new_api_key"
-
-
-def _account(request: HttpRequest) -> Account:
-    return account_for_user(request.user) or account_create(owner=request.user)
 
 
 def _owned_key(request: HttpRequest, key_id: int) -> ApiKey:
@@ -65,14 +61,14 @@ def _render_list(request: HttpRequest, account: Account, *, status: int = 200, *
 @never_cache
 def key_list(request: HttpRequest) -> HttpResponse:
     new_key = request.session.pop(NEW_KEY_SESSION, None)
-    return _render_list(request, _account(request), new_key=new_key)
+    return _render_list(request, account_ensure(owner=request.user), new_key=new_key)
 
 
 @login_required
 @never_cache
 @require_http_methods(["GET", "POST"])
 def key_create(request: HttpRequest) -> HttpResponse:
-    account = _account(request)
+    account = account_ensure(owner=request.user)
     form = ApiKeyCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         after = form.expires_after()

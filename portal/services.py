@@ -19,6 +19,7 @@ from portal.keycache import account_changed
 from portal.keyformat import new_prefix, new_secret
 from portal.lastused import last_used_buffer
 from portal.models import Account, ApiKey, AuditEntry
+from portal.selectors import account_for_user
 
 
 @transaction.atomic
@@ -34,6 +35,12 @@ def account_create(*, owner: AbstractBaseUser, name: str = "") -> Account:
         return existing
     anchor = timezone.now().replace(second=0, microsecond=0)
     return Account.objects.create(owner=owner, name=name, tier=tier_default(), period_start=anchor)
+
+
+def account_ensure(*, owner: AbstractBaseUser) -> Account:
+    """The signed-in developer's account (tier loaded), made on first need for a user who never
+    signed up: an operator created with ``createsuperuser`` who opens the portal."""
+    return account_for_user(owner) or account_create(owner=owner)
 
 
 # Usable keys an account may hold at once: plenty for rotation and per-environment keys, and a

@@ -9,8 +9,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from billing.selectors import tier_list_public
-from portal.selectors import account_for_user
-from portal.services import account_create
+from portal.services import account_ensure
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -21,7 +20,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    account = account_for_user(request.user) or account_create(owner=request.user)
+    account = account_ensure(owner=request.user)
     return render(request, "portal/dashboard.html", {"account": account})
 
 

@@ -1,6 +1,5 @@
 """factory-boy factories for every model the tests touch."""
 
-import secrets
 from decimal import Decimal
 
 import factory
@@ -11,6 +10,7 @@ from django.utils import timezone
 from billing.models import MeterReport, Tier
 from billing.selectors import tier_default
 from metering.models import QuotaCredit, UsageAlert, UsageRollup
+from portal.keyformat import new_prefix, new_secret
 from portal.models import Account, ApiKey
 
 PASSWORD = "correct-horse-battery-staple"
@@ -93,11 +93,6 @@ class AccountFactory(factory.django.DjangoModelFactory):
     period_start = factory.LazyFunction(lambda: timezone.now() - timezone.timedelta(days=1))
 
 
-def _alnum(length: int) -> str:
-    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-    return "".join(secrets.choice(alphabet) for _ in range(length))
-
-
 class ApiKeyFactory(factory.django.DjangoModelFactory):
     """An API key; the full key is on ``key.plaintext``, as it is shown once to the developer."""
 
@@ -106,8 +101,8 @@ class ApiKeyFactory(factory.django.DjangoModelFactory):
 
     account = factory.SubFactory(AccountFactory)
     name = factory.Sequence(lambda n: f"key {n}")
-    prefix = factory.LazyFunction(lambda: "mdk_test_" + _alnum(8).lower())
-    secret = factory.LazyFunction(lambda: _alnum(32))
+    prefix = factory.LazyFunction(new_prefix)
+    secret = factory.LazyFunction(new_secret)
 
     @classmethod
     def _create(cls, model_class, *args, secret: str, **kwargs):

@@ -13,22 +13,12 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from billing.models import Tier
+from billing.selectors import FREE_TIER_DEFAULTS
 from portal.services import account_create
 
 DEMO_TIERS = [
-    {
-        "slug": "free",
-        "name": "Free",
-        "description": "Try the API at no cost.",
-        "base_price_cents": 0,
-        "included_units": 1_000,
-        "rate_limit_per_minute": 60,
-        "overage_policy": Tier.OveragePolicy.BLOCK,
-        "scopes": ["basic"],
-        "support_level": "Community forum",
-        "sort_order": 0,
-        "is_default": True,
-    },
+    # The free tier every installation starts with (made by a migration, or on first need).
+    {"slug": "free", **FREE_TIER_DEFAULTS, "is_default": True},
     {
         "slug": "pro",
         "name": "Pro",
