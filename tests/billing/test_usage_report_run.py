@@ -1,7 +1,7 @@
 """The usage report run against the Stripe emulator: every rolled-up unit of a subscribed account
 reaches Stripe once, in one meter event per account and window; free usage never does."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.conf import settings
@@ -9,10 +9,13 @@ from django.utils import timezone
 
 from billing.models import MeterReport
 from billing.reporting import usage_report_run
+from metering.hotpath import policy_for
+from metering.limiter.base import usage_minute
 from metering.models import UsageRollup
 from portal.models import Account
 from portal.periods import add_months
-from tests.factories import AccountFactory, MeterReportFactory
+from portal.selectors import api_principal_build
+from tests.factories import AccountFactory, ApiKeyFactory, MeterReportFactory
 from tests.usage_reporting import (
     hour_floor,
     reported_units,
@@ -115,6 +118,36 @@ def test_an_upgrade_minutes_ago_reports_none_of_the_free_usage_before_it(
 
     assert not MeterReport.objects.exists()
     assert reporting_stripe.request_count(METER_EVENTS) == 0
+
+
+def test_usage_just_after_an_upgrade_late_in_an_hour_is_billed_once_that_hour_closes(
+    reporting_stripe, subscribed_account, add_usage
+):
+    # Upgraded 27 seconds before an hour began: calls after it count from the next minute (the
+    # limiter's rule, so the minute of the upgrade holds only free usage), which is the new hour.
+    hour = hour_floor(timezone.now()) - timedelta(hours=3)
+    started = hour - timedelta(seconds=27)
+    account = subscribed_account()
+    Account.objects.filter(pk=account.pk).update(
+        period_start=started, period_end=add_months(started, 1)
+    )
+    stripe_subscription_started(account, started)
+    add_usage(account, started, 20)  # the free calls just before the upgrade, same minute
+    account.refresh_from_db()
+    admitted_at = started + timedelta(seconds=1)
+    principal = api_principal_build(ApiKeyFactory(account=account), now=admitted_at)
+    paid_minute = datetime.fromtimestamp(
+        usage_minute(admitted_at.timestamp(), policy_for(principal)), UTC
+    )
+    assert paid_minute == hour
+    add_usage(account, paid_minute, 25)
+
+    usage_report_run(now=started + timedelta(hours=1, minutes=5))  # that hour is still open
+    assert stripe_total(reporting_stripe, account) == 0
+
+    usage_report_run(now=hour + timedelta(hours=1, minutes=6))
+    assert stripe_total(reporting_stripe, account) == 25
+    assert reported_units(account) == 25
 
 
 def test_a_period_that_ended_gets_its_final_window_within_minutes(

@@ -147,11 +147,13 @@ def test_sign_up_use_run_out_upgrade_and_pay_for_what_was_used(
     # Calls work again, now billed: 25 units, 10 included, 15 at 2¢.
     assert [r.status_code for r in call(portal, secret, 25)] == [200] * 25
 
-    # An hour later the jobs roll up and report the closed window to Stripe.
-    stripe_api.advance_clock(65 * 60)
-    an_hour_later = timezone.now() + timedelta(minutes=65)
-    usage_rollup(now=an_hour_later)
-    usage_report_run(now=an_hour_later)
+    # Two hours later the jobs have rolled up and reported the calls' hour to Stripe. (Calls
+    # right after the upgrade count from the next minute, so their hour can be the next one:
+    # it closes, with the report's grace, at most 66 minutes from now.)
+    stripe_api.advance_clock(2 * 3600)
+    two_hours_later = timezone.now() + timedelta(hours=2)
+    usage_rollup(now=two_hours_later)
+    usage_report_run(now=two_hours_later)
     reported = sum(r.units for r in MeterReport.objects.filter(account=account, status="sent"))
     assert reported == 25
     customer_id = account.stripe_customer.id
