@@ -25,7 +25,8 @@ def get(client, key, path="/v1/usage"):
 
 @pytest.fixture
 def key():
-    start = (timezone.now() - timedelta(days=3)).replace(second=0, microsecond=0)
+    # Noon three days ago: a 30-day period from there touches 31 dates, and today is the 4th.
+    start = (timezone.now() - timedelta(days=3)).replace(hour=12, minute=0, second=0, microsecond=0)
     account = AccountFactory(
         tier=TierFactory(included_units=100, rate_limit_per_minute=600),
         period_start=start,
