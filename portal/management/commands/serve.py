@@ -86,13 +86,30 @@ class Command(BaseCommand):
         return emulator
 
     def _start_beat(self) -> None:
-        from celery.beat import EmbeddedService
-
-        beat = EmbeddedService(
-            celery_app, thread=True, schedule_filename=settings.CELERY_BEAT_SCHEDULE_FILENAME
-        )
-        beat.start()
+        embedded_beat().start()
         logger.info("Celery beat runs in-process; jobs run eagerly in this process")
+
+
+def embedded_beat():
+    """Celery beat as a thread of this process, every scheduled job runnable here.
+
+    Beat finds a job's task by name in the app's registry and, with tasks eager, runs it on the
+    spot; a name missing there is only published to the in-memory broker, where no worker ever
+    takes it. A worker imports the task modules when it starts; this process does it here.
+    """
+    from celery.beat import EmbeddedService
+
+    celery_app.loader.import_default_modules()
+    missing = sorted(
+        entry["task"]
+        for entry in settings.CELERY_BEAT_SCHEDULE.values()
+        if entry["task"] not in celery_app.tasks
+    )
+    if missing:
+        raise CommandError(f"Scheduled jobs with no task behind them: {', '.join(missing)}")
+    return EmbeddedService(
+        celery_app, thread=True, schedule_filename=settings.CELERY_BEAT_SCHEDULE_FILENAME
+    )
 
 
 def _interrupt(signum, frame) -> None:
