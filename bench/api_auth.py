@@ -160,7 +160,7 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="mdk-bench-"))
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "bench._api_auth_settings",
+        "DJANGO_SETTINGS_MODULE": "bench._settings",
         "DATABASE_URL": f"sqlite:///{scratch / 'bench.sqlite3'}",
         "VAR_DIR": str(scratch),
         "PYTHONPATH": str(ROOT),

@@ -148,7 +148,7 @@ def main() -> None:
 
     with private_redis() as redis_server:
         server = BenchServer(
-            "bench._hotpath_settings",
+            "bench._settings",
             workers=args.workers,
             threads=args.threads,
             extra_env={

@@ -1,6 +1,6 @@
-"""URLs of bench/hotpath.py only, never routed in production: the shipped API plus the lookup
-endpoint stripped down (the baseline) and throttled by DRF's own SimpleRateThrottle instead of
-the metering limiter (the comparison for exactness)."""
+"""URLs of bench/api_auth.py and bench/hotpath.py only, never routed in production: the shipped
+API plus the lookup endpoint stripped down (the baseline), with a Redis PING, and throttled by
+DRF's own SimpleRateThrottle instead of the metering limiter (the comparison for exactness)."""
 
 from django.urls import include, path
 from rest_framework.throttling import SimpleRateThrottle

@@ -1,9 +1,10 @@
-"""Settings of bench/api_auth.py: the real settings, plus a bench-only URLconf and tables made
-straight from the models (dj-stripe's migrations take ~40 s; the bench needs only the tables)."""
+"""Settings of the bench scripts: the real settings, a bench-only URLconf (bench/_urls.py), and
+tables made straight from the models (dj-stripe's migrations take ~40 s; a bench needs only the
+tables)."""
 
 from portal.settings import *  # noqa: F403
 
-ROOT_URLCONF = "bench._api_auth_urls"
+ROOT_URLCONF = "bench._urls"
 
 
 class _NoMigrations(dict):
