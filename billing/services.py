@@ -47,15 +47,19 @@ from portal.models import Account
 
 logger = logging.getLogger(__name__)
 
-# The events the portal's webhook endpoint subscribes to. The first six change an account; the
-# others keep dj-stripe's copies (invoices on the billing page, products, prices) fresh.
-WEBHOOK_EVENTS = [
+# The events that change an account (billing.webhooks hands them to stripe_event_apply).
+ACCOUNT_EVENTS = [
     "checkout.session.completed",
     "customer.subscription.created",
     "customer.subscription.updated",
     "customer.subscription.deleted",
     "invoice.paid",
     "invoice.payment_failed",
+]
+# The events the portal's webhook endpoint subscribes to: those, and the ones that keep
+# dj-stripe's copies (invoices on the billing page, products, prices) fresh.
+WEBHOOK_EVENTS = [
+    *ACCOUNT_EVENTS,
     "invoice.created",
     "invoice.finalized",
     "invoice.payment_succeeded",

@@ -13,15 +13,6 @@ from djstripe.models import Event
 from billing import services
 
 
-@djstripe_receiver(
-    [
-        "checkout.session.completed",
-        "customer.subscription.created",
-        "customer.subscription.updated",
-        "customer.subscription.deleted",
-        "invoice.paid",
-        "invoice.payment_failed",
-    ]
-)
+@djstripe_receiver(services.ACCOUNT_EVENTS)
 def account_billing_event(sender, event: Event, **kwargs) -> None:
     services.stripe_event_apply(event=event)
