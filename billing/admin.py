@@ -87,6 +87,17 @@ class TierForm(forms.ModelForm):
         return data
 
 
+# Written by Push to Stripe (and the timestamps), never typed in.
+_PUSHED_FIELDS = [
+    "stripe_product_id",
+    "stripe_base_price_id",
+    "stripe_metered_price_id",
+    "stripe_meter_id",
+    "created",
+    "updated",
+]
+
+
 @admin.register(Tier)
 class TierAdmin(admin.ModelAdmin):
     form = TierForm
@@ -108,14 +119,7 @@ class TierAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
     ordering = ["sort_order", "base_price_cents"]
     actions = ["push_to_stripe"]
-    readonly_fields = [
-        "stripe_product_id",
-        "stripe_base_price_id",
-        "stripe_metered_price_id",
-        "stripe_meter_id",
-        "created",
-        "updated",
-    ]
+    readonly_fields = _PUSHED_FIELDS
     fieldsets = [
         (
             None,
@@ -130,17 +134,7 @@ class TierAdmin(admin.ModelAdmin):
         ("Support and alerts", {"fields": ["support_level", "alert_thresholds"]}),
         (
             "Stripe (filled by Push to Stripe)",
-            {
-                "fields": [
-                    "stripe_product_id",
-                    "stripe_base_price_id",
-                    "stripe_metered_price_id",
-                    "stripe_meter_id",
-                    "created",
-                    "updated",
-                ],
-                "classes": ["collapse"],
-            },
+            {"fields": _PUSHED_FIELDS, "classes": ["collapse"]},
         ),
     ]
 
