@@ -3,6 +3,7 @@ exactly once, across a crash at any step, and only for minutes that are closed."
 
 import time
 from datetime import UTC, datetime
+from functools import partial
 from io import StringIO
 
 import pytest
@@ -10,19 +11,18 @@ from django.core.management import call_command
 from django.db import transaction
 
 from metering import services
-from metering.hotpath import policy_for
 from metering.limiter import get_limiter
-from metering.limiter.base import Outcome
 from metering.models import RollupBatch, UsageRollup
 from metering.services import ROLLUP_GRACE_SECONDS, usage_rollup
 from metering.tasks import rollup_usage
-from portal.keycache import key_cache
 from tests.factories import ApiKeyFactory
+from tests.metering.spending import spend as spend_units
 
 pytestmark = pytest.mark.django_db
 
 # Ten minutes ago, on a minute boundary: closed and past the grace.
 PAST = (time.time() // 60 - 10) * 60
+spend = partial(spend_units, at=PAST)  # in that minute unless a test says when
 
 
 class Crash(Exception):
@@ -32,25 +32,6 @@ class Crash(Exception):
 @pytest.fixture
 def key(api_key):
     return api_key(rate_limit_per_minute=10_000, included_units=10_000)
-
-
-def spend(key, *, cost=1, endpoint="lookup", at=PAST, times=1):
-    policy = policy_for(key_cache.resolve(key.plaintext))
-    limiter = get_limiter()
-    decisions = []
-    for _ in range(times):
-        decision = limiter.hit(
-            account_id=key.account_id,
-            key_id=key.pk,
-            endpoint=endpoint,
-            cost=cost,
-            policy=policy,
-            seed=0,
-            now=at,
-        )
-        assert decision.outcome == Outcome.ADMITTED
-        decisions.append(decision)
-    return decisions
 
 
 def rows(account_id):

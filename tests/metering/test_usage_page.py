@@ -6,25 +6,10 @@ import re
 import pytest
 from django.utils import timezone
 
-from metering.hotpath import policy_for
-from metering.limiter import get_limiter
-from portal.keycache import key_cache
 from tests.factories import ApiKeyFactory, UsageRollupFactory
+from tests.metering.spending import spend
 
 pytestmark = pytest.mark.django_db
-
-
-def spend(key, *, cost=1, endpoint="lookup", times=1):
-    policy = policy_for(key_cache.resolve(key.plaintext))
-    for _ in range(times):
-        get_limiter().hit(
-            account_id=key.account_id,
-            key_id=key.pk,
-            endpoint=endpoint,
-            cost=cost,
-            policy=policy,
-            seed=0,
-        )
 
 
 @pytest.fixture

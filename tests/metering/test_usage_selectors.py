@@ -6,12 +6,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from metering.hotpath import policy_for
 from metering.limiter import get_limiter
 from metering.limiter.base import LimiterUnavailable
 from metering.selectors import period_units, usage_summary
 from metering.services import usage_rollup
-from portal.keycache import key_cache
 from tests.factories import (
     AccountFactory,
     ApiKeyFactory,
@@ -19,6 +17,7 @@ from tests.factories import (
     TierFactory,
     UsageRollupFactory,
 )
+from tests.metering.spending import spend
 
 pytestmark = pytest.mark.django_db
 
@@ -34,20 +33,6 @@ def account():
         period_start=start,
         period_end=start + timedelta(days=30),
     )
-
-
-def spend(key, *, cost=1, endpoint="lookup", at=None, times=1):
-    policy = policy_for(key_cache.resolve(key.plaintext))
-    for _ in range(times):
-        get_limiter().hit(
-            account_id=key.account_id,
-            key_id=key.pk,
-            endpoint=endpoint,
-            cost=cost,
-            policy=policy,
-            seed=0,
-            now=at,
-        )
 
 
 def test_summary_adds_rolled_up_and_live_usage_per_day_endpoint_and_key(account):
