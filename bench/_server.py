@@ -147,7 +147,7 @@ class BenchServer:
         self.log = self.log_path.open("w")
         self.process = subprocess.Popen(
             [
-                PYTHON, "-m", "gunicorn", "portal.wsgi:application",
+                PYTHON, "-m", "gunicorn", "config.wsgi:application",
                 "--bind", f"127.0.0.1:{self.port}",
                 "--workers", str(self.workers),
                 "--worker-class", "gthread",

@@ -2,7 +2,7 @@
 tables made straight from the models (dj-stripe's migrations take ~40 s; a bench needs only the
 tables)."""
 
-from portal.settings import *  # noqa: F403
+from config.settings import *  # noqa: F403
 
 ROOT_URLCONF = "bench._urls"
 

@@ -6,7 +6,7 @@ from django.urls import include, path
 from rest_framework.throttling import SimpleRateThrottle
 
 from metering.limiter import get_limiter
-from portal.api import LookupView
+from portal.api.endpoints.lookup import LookupView
 
 
 class BareLookupView(LookupView):
@@ -53,5 +53,5 @@ urlpatterns = [
     path("bench/auth", AuthOnlyLookupView.as_view()),
     path("bench/ping", AuthPingLookupView.as_view()),
     path("bench/drf", DrfThrottledLookupView.as_view()),
-    path("", include("portal.urls")),
+    path("", include("config.urls")),
 ]

@@ -84,7 +84,7 @@ def authenticate_cost(key: str, calls: int = 5_000) -> tuple[float, float]:
     from django.test import RequestFactory
     from rest_framework.request import Request
 
-    from portal.authentication import ApiKeyAuthentication
+    from portal.api.authentication import ApiKeyAuthentication
 
     factory = RequestFactory()
     auth = ApiKeyAuthentication()
@@ -179,7 +179,7 @@ def main() -> None:
             PYTHON,
             "-m",
             "gunicorn",
-            "portal.wsgi:application",
+            "config.wsgi:application",
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",

@@ -42,8 +42,8 @@ from billing.stripe_api import stripe_client
 from billing.subscriptions import ENDED, PAYING, PAYMENT_DUE, SubscriptionState
 from billing.subscriptions import invoice_subscription_id as _invoice_subscription_id
 from portal.audit import audit_record
-from portal.keycache import account_changed
 from portal.models import Account
+from portal.signals import account_changed_send
 
 logger = logging.getLogger(__name__)
 
@@ -480,7 +480,7 @@ def _account_save(account: Account, before: dict[str, Any]) -> dict[str, tuple[A
     if changes:
         account.save(update_fields=[_FIELD_NAMES.get(name, name) for name in changes])
         # The API's cached principal carries the tier, quota and period: drop it everywhere.
-        account_changed(account.pk)
+        account_changed_send(account.pk)
     return changes
 
 

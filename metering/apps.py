@@ -6,6 +6,5 @@ class MeteringConfig(AppConfig):
     verbose_name = "Metering"
 
     def ready(self) -> None:
-        # Registers the throttle's problem types, so their type URIs resolve in every process,
-        # including those that have not served an API call yet.
-        from metering import throttling  # noqa: F401
+        # Publishes account changes to the limiter's Redis (portal's account_changed signal).
+        from metering import receivers  # noqa: F401

@@ -1,6 +1,6 @@
 """Metering one API request: admit it (one limiter call), then settle it after the view ran.
 
-``admit`` is called by ``metering.throttling.TierThrottle`` at DRF's throttle hook, after
+``admit`` is called by ``portal.api.throttling.TierThrottle`` at DRF's throttle hook, after
 authentication and permissions, so a 401 or 403 never reaches the counters. ``settle`` is called
 by ``MeteredAPIView.finalize_response`` for every response: the API's exception handler turns
 every exception, unexpected ones included, into a response, so a 500 is settled (given back)
@@ -18,13 +18,17 @@ from django.http import HttpRequest, HttpResponse
 
 from metering.headers import rate_limit_headers
 from metering.limiter import get_limiter
-from metering.limiter.base import Decision, LimiterUnavailable, Outcome, Policy
+from metering.limiter.base import (
+    BILLABLE_STATUSES,
+    Decision,
+    LimiterUnavailable,
+    Outcome,
+    Policy,
+)
 from metering.selectors import period_units
 from portal.principal import ApiPrincipal
 
 logger = logging.getLogger(__name__)
-
-BILLABLE_STATUSES = range(200, 300)
 
 
 class _Throttled:

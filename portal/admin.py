@@ -23,8 +23,7 @@ from metering.models import QuotaCredit
 from metering.selectors import period_included_units, period_units
 from portal import admin_forms
 from portal.audit import audit_record
-from portal.keycache import account_changed
-from portal.keyformat import split_key
+from portal.keys.format import split_key
 from portal.models import Account, ApiKey, AuditEntry
 from portal.selectors import PeriodUsage, accounts_period_usage
 from portal.services import (
@@ -39,6 +38,7 @@ from portal.services import (
     api_key_revoke,
     quota_credit_grant,
 )
+from portal.signals import account_changed_send
 
 logger = logging.getLogger(__name__)
 
@@ -704,7 +704,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
             )
         if change and "expires_at" in form.changed_data:
             # A new expiry must reach every process's key cache like a revoke does.
-            account_changed(obj.account_id)
+            account_changed_send(obj.account_id)
 
     @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:

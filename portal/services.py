@@ -15,11 +15,11 @@ from billing.selectors import tier_default
 from billing.services import invoices_reconcile, subscriptions_reconcile
 from metering.models import QuotaCredit
 from portal.audit import audit_record
-from portal.keycache import account_changed
-from portal.keyformat import new_prefix, new_secret
-from portal.lastused import last_used_buffer
+from portal.keys.format import new_prefix, new_secret
+from portal.keys.last_used import last_used_buffer
 from portal.models import Account, ApiKey, AuditEntry
 from portal.selectors import account_for_user
+from portal.signals import account_changed_send
 
 
 @transaction.atomic
@@ -118,7 +118,7 @@ def api_key_revoke(
             after={"revoked_at": key.revoked_at.isoformat()},
             reason=reason,
         )
-    account_changed(key.account_id)
+    account_changed_send(key.account_id)
     return key
 
 
@@ -140,7 +140,7 @@ def api_key_roll(*, key: ApiKey, grace: timedelta) -> tuple[ApiKey, str]:
         key.expires_at = grace_end
     key.replaced_by = new_key
     key.save(update_fields=["expires_at", "replaced_by"])
-    account_changed(key.account_id)
+    account_changed_send(key.account_id)
     return new_key, secret
 
 
@@ -200,7 +200,7 @@ def account_suspend(
     if after == before:
         return None
     account.save(update_fields=["status", "suspended_reason"])
-    account_changed(account.pk)
+    account_changed_send(account.pk)
     return audit_record(
         actor=actor,
         action="account.suspend",
@@ -223,7 +223,7 @@ def account_reinstate(
     account.status = Account.Status.ACTIVE
     account.suspended_reason = ""
     account.save(update_fields=["status", "suspended_reason"])
-    account_changed(account.pk)
+    account_changed_send(account.pk)
     return audit_record(
         actor=actor,
         action="account.reinstate",
@@ -273,7 +273,7 @@ def account_tier_change(
     before = {"tier": account.tier.slug}
     account.tier = tier
     account.save(update_fields=["tier"])
-    account_changed(account.pk)
+    account_changed_send(account.pk)
     return audit_record(
         actor=actor,
         action="account.tier_change",
@@ -309,7 +309,7 @@ def quota_credit_grant(
         reason=reason,
         granted_by=actor if actor is not None and actor.is_authenticated else None,
     )
-    account_changed(account.pk)
+    account_changed_send(account.pk)
     included = account.tier.included_units
     audit_record(
         actor=actor,

@@ -9,5 +9,5 @@ from portal.services import api_key_flush_last_used
 def flush_api_key_last_used() -> int:
     """Write this process's buffered last-used times. Under beat in the embedded mode this is
     the web process's buffer (tasks run eagerly there); production web processes flush their
-    own from a timer (portal/lastused.py), so on a worker it finds nothing and is a no-op."""
+    own from a timer (portal/keys/last_used.py), so on a worker it finds nothing and is a no-op."""
     return api_key_flush_last_used()

@@ -8,9 +8,9 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.cache import cache
 
-from portal import celery_app
-from portal.keycache import key_cache
-from portal.lastused import last_used_buffer
+from config import celery_app
+from portal.keys.cache import key_cache
+from portal.keys.last_used import last_used_buffer
 from tests.factories import AccountFactory, UserFactory
 
 pytest_plugins = [

@@ -10,7 +10,7 @@ from django.utils import timezone
 from billing.models import MeterReport, Tier
 from billing.selectors import tier_default
 from metering.models import QuotaCredit, UsageAlert, UsageRollup
-from portal.keyformat import new_prefix, new_secret
+from portal.keys.format import new_prefix, new_secret
 from portal.models import Account, ApiKey
 
 PASSWORD = "correct-horse-battery-staple"

@@ -22,6 +22,9 @@ from datetime import datetime
 RATE_WINDOW_SECONDS = 60
 MICROS = 1_000_000
 
+# What a call is billed for unless its endpoint says otherwise: any 2xx.
+BILLABLE_STATUSES = range(200, 300)
+
 
 class LimiterUnavailable(Exception):
     """The backend did not answer in time (Redis down, slow or unreachable)."""
@@ -112,7 +115,7 @@ class Decision:
     # Start of the usage minute this request was counted in (epoch seconds).
     minute: int = 0
     # Status codes the view bills; anything else is given back.
-    billable_statuses: Iterable[int] = field(default_factory=lambda: range(200, 300))
+    billable_statuses: Iterable[int] = BILLABLE_STATUSES
     # Set once the response went through ``metering.hotpath.settle``.
     settled: bool = False
     given_back: bool = False

@@ -1,4 +1,4 @@
-"""The reporting jobs on Celery: eagerly in the embedded mode, and on a real `celery -A portal
+"""The reporting jobs on Celery: eagerly in the embedded mode, and on a real `celery -A config
 worker` over Redis and PostgreSQL (CI's second pass) that is SIGKILLed in the middle of a
 report and started again. Either way Stripe's total equals the rolled-up total, exactly."""
 
@@ -18,8 +18,8 @@ from django.utils import timezone
 
 from billing.models import MeterReport
 from billing.tasks import report_usage, report_usage_closed_periods
+from config import celery_app
 from metering.models import UsageRollup
-from portal import celery_app
 from portal.models import Account
 from portal.periods import add_months
 from tests.services import postgres_required, redis_url
@@ -133,7 +133,7 @@ def _queue(task, queue: str, broker: str) -> None:
 
 
 class _Worker:
-    """`celery -A portal worker` in its own process group, on this test's database and queue."""
+    """`celery -A config worker` in its own process group, on this test's database and queue."""
 
     def __init__(
         self, tmp_path: Path, queue: str, redis: str, broker: str, stripe_base: str
@@ -151,7 +151,7 @@ class _Worker:
             "STRIPE_API_BASE": stripe_base,
             "STRIPE_TIMEOUT_SECONDS": "5",
             "USAGE_REPORT_BACKOFF_MS": "50",
-            "DJANGO_SETTINGS_MODULE": "portal.settings",
+            "DJANGO_SETTINGS_MODULE": "config.settings",
         }
         self.queue = queue
         self.log = tmp_path / "worker.log"
@@ -167,7 +167,7 @@ class _Worker:
                     "-m",
                     "celery",
                     "-A",
-                    "portal",
+                    "config",
                     "worker",
                     "--loglevel=INFO",
                     "--pool=prefork",

@@ -3,7 +3,7 @@
 from metering.hotpath import policy_for
 from metering.limiter import get_limiter
 from metering.limiter.base import Decision, Outcome
-from portal.keycache import key_cache
+from portal.keys.cache import key_cache
 
 
 def spend(

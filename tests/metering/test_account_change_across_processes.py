@@ -8,7 +8,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from metering.limiter import get_limiter
-from portal.keycache import _publish_version
+from metering.receivers import account_version_publish
 from portal.models import Account, ApiKey
 from tests.factories import AccountFactory, ApiKeyFactory, TierFactory
 from tests.services import redis_url
@@ -30,7 +30,7 @@ def changed_elsewhere(account_id: int) -> None:
     """What account_changed does in another process: rows, version, publish; this process's
     key cache is left as it was."""
     Account.objects.filter(pk=account_id).update(cache_version=F("cache_version") + 1)
-    _publish_version(account_id)
+    account_version_publish(account_id)
 
 
 def test_a_key_revoked_by_another_process_is_refused_at_once(client):

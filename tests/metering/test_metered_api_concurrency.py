@@ -16,7 +16,7 @@ from metering.limiter import get_limiter
 from metering.models import UsageRollup
 from metering.selectors import usage_summary
 from metering.services import usage_rollup
-from portal.keycache import key_cache
+from portal.keys.cache import key_cache
 from tests.factories import AccountFactory, ApiKeyFactory, TierFactory
 
 # (path, units) in turn: a 1-unit call, a 400 (given back), a 2-unit success, a 5-unit call.

@@ -12,7 +12,7 @@ from metering.hotpath import policy_for
 from metering.limiter import get_limiter
 from metering.limiter.base import Decision, Outcome
 from metering.selectors import period_minutes
-from portal.keycache import key_cache
+from portal.keys.cache import key_cache
 from tests.factories import (
     AccountFactory,
     ApiKeyFactory,

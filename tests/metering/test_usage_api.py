@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from metering.hotpath import policy_for
 from metering.limiter import get_limiter
-from portal.keycache import key_cache
+from portal.keys.cache import key_cache
 from tests.factories import (
     AccountFactory,
     ApiKeyFactory,

@@ -6,8 +6,8 @@ from django.urls import include, path
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
-from metering.api import UsageView
-from portal.api_base import MeteredAPIView
+from portal.api.endpoints.usage import UsageView
+from portal.api.views import MeteredAPIView
 
 
 class LookupView(MeteredAPIView):
@@ -66,5 +66,5 @@ urlpatterns = [
     path("v1/test/missing", MissingView.as_view()),
     path("v1/test/crash", CrashView.as_view()),
     path("v1/usage", UsageView.as_view()),
-    path("", include("portal.urls")),
+    path("", include("config.urls")),
 ]

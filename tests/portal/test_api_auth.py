@@ -3,7 +3,7 @@
 import pytest
 from django.utils import timezone
 
-from portal.keycache import key_cache
+from portal.keys.cache import key_cache
 from tests.factories import ApiKeyFactory
 
 ME = "/v1/me"
@@ -137,7 +137,7 @@ def test_cold_call_reads_the_key_in_two_queries(client, api_key, django_assert_m
 
 @pytest.mark.django_db
 def test_request_user_is_the_key_not_a_user_row(rf, api_key):
-    from portal.authentication import ApiKeyAuthentication, ApiKeyUser
+    from portal.api.authentication import ApiKeyAuthentication, ApiKeyUser
 
     request = rf.get(ME, HTTP_AUTHORIZATION=f"Bearer {api_key.plaintext}")
     user, principal = ApiKeyAuthentication().authenticate(request)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from portal.serializers import COMPUTE_MAX_VALUES
+from portal.api.endpoints.compute import COMPUTE_MAX_VALUES
 
 
 def compute(client, headers, body):

@@ -6,7 +6,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from portal.keycache import KeyRejected, key_cache
+from portal.keys.cache import KeyRejected, key_cache
 from portal.models import ApiKey, AuditEntry
 from tests.factories import ApiKeyFactory, UserFactory
 

@@ -1,10 +1,11 @@
-"""The in-process key cache and its invalidation (portal.keycache)."""
+"""The in-process key cache and its invalidation (portal.keys.cache)."""
 
 import pytest
 from django.utils import timezone
 
-from portal.keycache import KeyCache, KeyRejected, account_changed, key_cache
+from portal.keys.cache import KeyCache, KeyRejected, key_cache
 from portal.services import api_key_revoke
+from portal.signals import account_changed_send
 from tests.factories import ApiKeyFactory, QuotaCreditFactory
 
 
@@ -54,7 +55,7 @@ def test_revoke_reaches_a_warm_process_within_the_ttl(api_key, other_process, cl
 def test_account_changed_bumps_the_version_and_drops_cached_keys(api_key, account):
     before = key_cache.resolve(api_key.plaintext)
 
-    account_changed(account.pk)
+    account_changed_send(account.pk)
 
     account.refresh_from_db()
     assert account.cache_version == before.version + 1
@@ -68,7 +69,7 @@ def test_tier_change_is_seen_after_invalidation(api_key, account, paid_tier):
 
     account.tier = paid_tier
     account.save(update_fields=["tier"])
-    account_changed(account.pk)
+    account_changed_send(account.pk)
 
     principal = key_cache.resolve(api_key.plaintext)
     assert principal.allows("compute")
@@ -78,13 +79,13 @@ def test_tier_change_is_seen_after_invalidation(api_key, account, paid_tier):
 @pytest.mark.django_db
 def test_a_load_racing_an_invalidation_is_not_kept(api_key, account, monkeypatch):
     """A request that read the key just before a revoke must not cache what it read."""
-    import portal.keycache as keycache_module
+    import portal.keys.cache as keycache_module
 
     real_lookup = keycache_module.api_key_for_prefix
 
     def lookup_then_invalidate(prefix):
         key = real_lookup(prefix)
-        account_changed(account.pk)  # the revoke commits while this request holds the old row
+        account_changed_send(account.pk)  # the revoke commits while this request holds the old row
         return key
 
     monkeypatch.setattr(keycache_module, "api_key_for_prefix", lookup_then_invalidate)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from portal.lastused import last_used_buffer
+from portal.keys.last_used import last_used_buffer
 from portal.services import api_key_flush_last_used
 from portal.tasks import flush_api_key_last_used
 from tests.factories import ApiKeyFactory

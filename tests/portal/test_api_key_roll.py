@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from portal.keycache import KeyRejected, key_cache
+from portal.keys.cache import KeyRejected, key_cache
 from portal.models import ApiKey
 from portal.services import ApiKeyError, api_key_revoke, api_key_roll
 from tests.factories import ApiKeyFactory

@@ -2,8 +2,8 @@
 
 import pytest
 
-from portal.keycache import account_changed
 from portal.models import Account
+from portal.signals import account_changed_send
 from tests.factories import TierFactory
 
 COMPUTE_BODY = {"values": [1, 2, 3]}
@@ -49,7 +49,7 @@ def test_upgrading_opens_the_endpoint_within_the_cache_invalidation(
     assert post_compute(client, bearer).status_code == 403
 
     Account.objects.filter(pk=account.pk).update(tier=paid_tier)
-    account_changed(account.pk)
+    account_changed_send(account.pk)
 
     assert post_compute(client, bearer).status_code == 200
 
@@ -59,7 +59,7 @@ def test_a_suspended_account_gets_403_with_the_reason(client, bearer, account):
     Account.objects.filter(pk=account.pk).update(
         status=Account.Status.SUSPENDED, suspended_reason="Scraping other customers' data"
     )
-    account_changed(account.pk)
+    account_changed_send(account.pk)
 
     response = client.get("/v1/lookup?q=3", **bearer)
 
@@ -72,6 +72,6 @@ def test_a_suspended_account_gets_403_with_the_reason(client, bearer, account):
 @pytest.mark.django_db
 def test_suspension_applies_to_free_endpoints_too(client, bearer, account):
     Account.objects.filter(pk=account.pk).update(status=Account.Status.SUSPENDED)
-    account_changed(account.pk)
+    account_changed_send(account.pk)
 
     assert client.get("/v1/me", **bearer).status_code == 403

@@ -1,4 +1,4 @@
-"""API errors are RFC 9457 problem documents, whatever went wrong (portal.problems)."""
+"""API errors are RFC 9457 problem documents, whatever went wrong (portal.api.problems)."""
 
 import json
 import logging
@@ -148,7 +148,7 @@ def test_unknown_problem_type_page_is_404(client):
 def handle(exc, rf):
     from rest_framework.request import Request
 
-    from portal.problems import problem_exception_handler
+    from portal.api.problems import problem_exception_handler
 
     return problem_exception_handler(exc, {"request": Request(rf.get("/v1/lookup"))})
 

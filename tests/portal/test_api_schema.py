@@ -73,7 +73,7 @@ def test_schema_still_renders_when_the_tier_table_cannot_be_read(client, monkeyp
     def unreadable(scope):
         raise DatabaseError("no such table: billing_tier")
 
-    monkeypatch.setattr("portal.api_schema.tier_names_allowing", unreadable)
+    monkeypatch.setattr("portal.api.schema.tier_names_allowing", unreadable)
 
     compute = schema(client)["paths"]["/v1/compute"]["post"]
 

@@ -6,7 +6,7 @@ from celery.schedules import crontab
 from django.conf import settings
 from django.core.management import get_commands
 
-from portal import celery_app
+from config import celery_app
 
 JOBS = {
     # task name: (seconds between runs, or a crontab, and the command running the same job)

@@ -5,7 +5,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from portal.lastused import last_used_buffer
+from portal.keys.last_used import last_used_buffer
 
 
 @pytest.mark.django_db

@@ -20,7 +20,7 @@ import django
 
 django.setup()
 from django.conf import settings
-from portal import celery_app
+from config import celery_app
 
 scheduled = sorted(entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values())
 before = [name for name in scheduled if name in celery_app.tasks]
@@ -43,7 +43,7 @@ def test_every_scheduled_job_runs_in_the_embedded_process(tmp_path):
         for key, value in os.environ.items()
         if key not in ("REDIS_URL", "CELERY_TASK_ALWAYS_EAGER", "DATABASE_URL")
     }
-    env.update(DJANGO_SETTINGS_MODULE="portal.settings", VAR_DIR=str(tmp_path))
+    env.update(DJANGO_SETTINGS_MODULE="config.settings", VAR_DIR=str(tmp_path))
     probe = subprocess.run(
         [sys.executable, "-c", PROBE],
         cwd=ROOT,

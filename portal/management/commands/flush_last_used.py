@@ -1,7 +1,7 @@
 """``manage.py flush_last_used``: write the API keys' buffered last-used times now.
 
 Flushes the buffer of the process it runs in, like the beat task: useful in the embedded mode
-and in tests; each production web process flushes its own (see portal/lastused.py).
+and in tests; each production web process flushes its own (see portal/keys/last_used.py).
 """
 
 from django.core.management.base import BaseCommand

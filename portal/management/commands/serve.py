@@ -16,7 +16,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from portal import celery_app
+from config import celery_app
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class Command(BaseCommand):
         if settings.REDIS_URL:
             raise CommandError(
                 "serve runs the embedded mode; with REDIS_URL set run gunicorn, "
-                "`celery -A portal worker` and `celery -A portal beat` (see the README)."
+                "`celery -A config worker` and `celery -A config beat` (see the README)."
             )
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
         if settings.EMAIL_BACKEND.endswith("filebased.EmailBackend"):
@@ -53,7 +53,7 @@ class Command(BaseCommand):
         if emulator is not None:
             self.stdout.write(f"  Stripe emulator: {emulator.url}/ (no real Stripe account needed)")
         self.stdout.write("  Press Ctrl+C to stop.\n")
-        # The embedded mode is for one machine; production serves portal.wsgi with gunicorn.
+        # The embedded mode is for one machine; production serves config.wsgi with gunicorn.
         os.environ.setdefault("DJANGO_RUNSERVER_HIDE_WARNING", "true")
         # A stop (Ctrl+C or SIGTERM) first rolls up every counter this process holds: the
         # in-process limiter keeps usage in memory, and usage is never to be lost.

@@ -13,7 +13,7 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
-from portal.problems import PROBLEM_CONTENT_TYPE
+from portal.api.problems import PROBLEM_CONTENT_TYPE
 from portal.selectors import tier_names_allowing
 
 BODY_METHODS = {"POST", "PUT", "PATCH"}
@@ -47,7 +47,7 @@ class ProblemSerializer(serializers.Serializer):
 
 
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
-    target_class = "portal.authentication.ApiKeyAuthentication"
+    target_class = "portal.api.authentication.ApiKeyAuthentication"
     name = ["ApiKeyBearer", "ApiKeyHeader"]
 
     def get_security_requirement(self, auto_schema):

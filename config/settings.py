@@ -10,7 +10,7 @@ import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
-from portal.env import env_bool, env_choice, env_int, env_list, env_str
+from config.env import env_bool, env_choice, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -68,8 +68,8 @@ MIDDLEWARE = [
     "django_ratelimit.middleware.RatelimitMiddleware",
 ]
 
-ROOT_URLCONF = "portal.urls"
-WSGI_APPLICATION = "portal.wsgi.application"
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
 SITE_ID = 1
 
 TEMPLATES = [
@@ -187,7 +187,7 @@ ACCOUNT_ADAPTER = "portal.adapters.AccountAdapter"
 # Login and signup are limited by django-ratelimit in portal/urls.py; allauth keeps its limits
 # for the flows we do not wrap (password reset, re-sending confirmation).
 ACCOUNT_RATE_LIMITS = {"login": None, "login_failed": None, "signup": None}
-RATELIMIT_VIEW = "portal.views.rate_limited"
+RATELIMIT_VIEW = "portal.views.pages.rate_limited"
 LOGIN_RATE = env_str("LOGIN_RATE", "10/m")
 SIGNUP_RATE = env_str("SIGNUP_RATE", "5/m")
 
@@ -246,7 +246,7 @@ USAGE_REPORT_GRACE_SECONDS = env_int("USAGE_REPORT_GRACE_SECONDS", 300, minimum=
 # First back-off step after a failed meter event call; doubles per try, with full jitter.
 USAGE_REPORT_BACKOFF_MS = env_int("USAGE_REPORT_BACKOFF_MS", 500, minimum=0)
 
-# --- Celery beat: the jobs (`celery -A portal beat`; in `manage.py serve` when embedded) ---
+# --- Celery beat: the jobs (`celery -A config beat`; in `manage.py serve` when embedded) ---
 
 # Each job is a thin task around a service, idempotent, with a management command of the same
 # purpose. "expires" drops ticks a stopped worker missed instead of running them all at once.
@@ -299,12 +299,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    # Per-tier rate limit + quota + usage count in one limiter call (metering/throttling.py).
-    "DEFAULT_THROTTLE_CLASSES": ["metering.throttling.TierThrottle"],
+    # Per-tier rate limit + quota + usage count in one limiter call (portal/api/throttling.py).
+    "DEFAULT_THROTTLE_CLASSES": ["portal.api.throttling.TierThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
-    # Every API error is an RFC 9457 application/problem+json document (portal/problems.py).
-    "EXCEPTION_HANDLER": "portal.problems.problem_exception_handler",
+    # Every API error is an RFC 9457 application/problem+json document (portal/api/problems.py).
+    "EXCEPTION_HANDLER": "portal.api.problems.problem_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Meterdesk API",

@@ -4,7 +4,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from metering.selectors import usage_summary
-from portal.api_base import MeteredAPIView
+from portal.api.views import MeteredAPIView
 from portal.models import Account
 
 

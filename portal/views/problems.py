@@ -3,7 +3,7 @@
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from portal.problems import PROBLEM_TYPES
+from portal.api.problems import PROBLEM_TYPES
 
 
 def problem_type(request: HttpRequest, slug: str) -> HttpResponse:

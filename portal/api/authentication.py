@@ -8,8 +8,8 @@ nothing on a warm request runs SQL.
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
-from portal.keycache import KeyCache, KeyRejected, key_cache
-from portal.lastused import last_used_buffer
+from portal.keys.cache import KeyCache, KeyRejected, key_cache
+from portal.keys.last_used import last_used_buffer
 from portal.principal import ApiPrincipal
 
 REALM_HEADER = 'Bearer realm="api"'

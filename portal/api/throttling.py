@@ -22,9 +22,9 @@ from rest_framework.throttling import BaseThrottle
 
 from metering.hotpath import BILLABLE_STATUSES, admit
 from metering.limiter.base import Decision, LimiterUnavailable, Outcome
-from portal.keycache import key_cache
+from portal.api.problems import ProblemType, register_problem_type
+from portal.keys.cache import key_cache
 from portal.principal import ApiPrincipal
-from portal.problems import ProblemType, register_problem_type
 
 register_problem_type(
     ProblemType(

@@ -6,12 +6,14 @@ compares in constant time. Keys that matched but are revoked or expired are cach
 too, so a client still hammering with a dead key costs no query either. Unknown prefixes are
 not cached (they would let anyone fill the memory); they cost one indexed lookup.
 
-Invalidation: ``account_changed(account_id)`` bumps ``Account.cache_version`` and drops this
-process's entries for the account at once (and again when the transaction commits, so a
-request that read the old row in between cannot keep it). Other processes drop their copy when
-its TTL runs out: a revoked key stops working within ``API_KEY_CACHE_SECONDS`` (5 s by default)
-on every process. Expiry needs no invalidation: a cached key is refused from the instant its
-``expires_at`` passes (the end of a roll's grace period), whatever the TTL.
+Invalidation: ``portal.signals.account_changed_send(account_id)`` bumps
+``Account.cache_version`` and sends ``account_changed``; the receiver here drops this process's
+entries for the account at once, and again when the transaction commits (a request that read the
+old row in between cannot keep it). Other processes are told through the limiter's Redis
+(``metering.receivers``), or drop their copy when its TTL runs out: a revoked key stops working
+within ``API_KEY_CACHE_SECONDS`` (5 s by default) on every process. Expiry needs no
+invalidation: a cached key is refused from the instant its ``expires_at`` passes (the end of a
+roll's grace period), whatever the TTL.
 """
 
 import hmac
@@ -24,13 +26,14 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.dispatch import receiver
 from django.utils import timezone
 
-from portal.keyformat import split_key
-from portal.models import Account, ApiKey
+from portal.keys.format import split_key
+from portal.models import ApiKey
 from portal.principal import ApiPrincipal
 from portal.selectors import api_key_for_prefix, api_principal_build
+from portal.signals import account_changed
 
 logger = logging.getLogger(__name__)
 
@@ -173,39 +176,9 @@ class KeyCache:
 key_cache = KeyCache()
 
 
-def account_changed(account_id: int) -> None:
-    """Make every process re-read an account's keys, tier and status.
-
-    Call it after any change the API must notice: a key revoked, rolled or its expiry edited,
-    a tier change, a suspension or reinstatement, a quota credit. This process forgets the
-    account at once. Other processes sharing the Redis limiter refuse their cached copy on its
-    next request (the limiter's script compares versions in the same round trip) and read it
-    again; without Redis (one process) there is no other process. If Redis cannot be told,
-    other processes still re-read within ``API_KEY_CACHE_SECONDS``.
-    """
-    Account.objects.filter(pk=account_id).update(cache_version=F("cache_version") + 1)
+@receiver(account_changed, dispatch_uid="portal.keys.cache.forget_account")
+def _forget_account(sender: object, *, account_id: int, **kwargs: object) -> None:
+    """This process forgets the account at once, and again when the transaction commits: a
+    request may have read the old rows in between."""
     key_cache.drop_account(account_id)
-    # After commit, so that a process told of the change reads the changed rows: this
-    # process's cache again (a request may have read the old rows in between), then the rest.
     transaction.on_commit(lambda: key_cache.drop_account(account_id))
-    transaction.on_commit(lambda: _publish_version(account_id))
-
-
-def _publish_version(account_id: int) -> None:
-    from metering.limiter import get_limiter
-    from metering.limiter.base import LimiterUnavailable
-
-    version = Account.objects.filter(pk=account_id).values_list("cache_version", flat=True).first()
-    if version is None:
-        return
-    try:
-        # Kept a little longer than any process keeps a cached principal.
-        get_limiter().publish_version(account_id, version, ttl=2 * key_cache.ttl + 60)
-    except LimiterUnavailable as exc:
-        logger.warning(
-            "Could not publish account %s's change to other processes (they see it within "
-            "%s s): %s",
-            account_id,
-            key_cache.ttl,
-            exc,
-        )
