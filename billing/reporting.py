@@ -33,7 +33,7 @@ from billing.models import MeterReport
 from billing.stripe_api import stripe_client
 from metering.models import UsageRollup
 from portal.audit import audit_record
-from portal.models import Account
+from portal.models import Account, AuditEntry
 
 logger = logging.getLogger(__name__)
 
@@ -532,3 +532,35 @@ def usage_report_run(
             logger.exception("Usage report run: account %s failed", account_id)
             result.errors += 1
     return result
+
+
+def account_meter_reports_resend(
+    *, account: Account, actor: AbstractBaseUser | None
+) -> AuditEntry | None:
+    """Send the account's failed and stale usage reports to Stripe again, oldest first, with
+    their own identifiers (Stripe counts a report it already has once). None: there were none.
+
+    The entry's ``after`` holds each report's status once the re-send returned: ``sent``, or
+    still ``failed``/``stale`` with the reason on the report (see the usage reports list).
+    """
+    reports = list(
+        MeterReport.objects.filter(
+            account=account, status__in=[MeterReport.Status.FAILED, MeterReport.Status.STALE]
+        ).order_by("window_start")
+    )
+    if not reports:
+        return None
+    after = {}
+    for report in reports:
+        try:
+            after[report.identifier] = usage_report_send(report_id=report.pk, operator=True).status
+        except MeterReportAlreadySent:
+            # Another run sent it between the listing and this call.
+            after[report.identifier] = MeterReport.Status.SENT
+    return audit_record(
+        actor=actor,
+        action="account.reports_resend",
+        account=account,
+        before={"reports": {report.identifier: report.status for report in reports}},
+        after={"reports": after},
+    )

@@ -42,7 +42,7 @@ from billing.stripe_api import stripe_client
 from billing.subscriptions import ENDED, PAYING, PAYMENT_DUE, SubscriptionState
 from billing.subscriptions import invoice_subscription_id as _invoice_subscription_id
 from portal.audit import audit_record
-from portal.models import Account
+from portal.models import Account, AuditEntry
 from portal.signals import account_changed_send
 
 logger = logging.getLogger(__name__)
@@ -846,3 +846,52 @@ def webhook_endpoint_ensure(*, base_url: str | None = None) -> tuple[WebhookEndp
     )
     # The signing secret is only in this response; dj-stripe stores it on the row.
     return WebhookEndpoint.sync_from_stripe_data(created), True
+
+
+# --- Operator re-sync ----------------------------------------------------------------------------
+
+
+def _billing_snapshot(account: Account) -> dict[str, Any]:
+    """The account's Stripe-driven state, as the audit log keeps it."""
+
+    def moment(value: datetime | None) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    return {
+        "tier": account.tier.slug,
+        "subscribed_tier": account.subscribed_tier.slug if account.subscribed_tier else None,
+        "payment_status": account.payment_status,
+        "stripe_subscription_id": account.stripe_subscription_id,
+        "cancel_at_period_end": account.cancel_at_period_end,
+        "grace_until": moment(account.grace_until),
+        "period_start": moment(account.period_start),
+        "period_end": moment(account.period_end),
+    }
+
+
+def accounts_stripe_resync(
+    *, accounts: Iterable[Account], actor: AbstractBaseUser | None
+) -> dict[int, AuditEntry]:
+    """Re-read these accounts' subscriptions from Stripe (billing's reconcile, limited to
+    them) and record, per account, its billing state before and after, changed or not: the
+    operator asked, and "Stripe agrees" is an answer too. Accounts without a Stripe customer
+    have nothing to re-read and are left out. Returns the entries by account id."""
+    linked = Account.objects.filter(
+        pk__in=[account.pk for account in accounts], stripe_customer__isnull=False
+    ).select_related("owner", "tier", "subscribed_tier")
+    before = {account.pk: _billing_snapshot(account) for account in linked}
+    if not before:
+        return {}
+    # Stripe is called outside any transaction; the reconcile writes each account in its own.
+    subscriptions_reconcile(account_ids=sorted(before))
+    invoices_reconcile(account_ids=sorted(before))
+    entries = {}
+    for account in linked.all():
+        entries[account.pk] = audit_record(
+            actor=actor,
+            action="account.stripe_resync",
+            account=account,
+            before=before[account.pk],
+            after=_billing_snapshot(account),
+        )
+    return entries

@@ -23,13 +23,18 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from metering.limiter import get_limiter
 from metering.limiter.base import Bucket, Limiter, UsageCount
-from metering.models import RollupBatch, UsageRollup
+from metering.models import QuotaCredit, RollupBatch, UsageRollup
+from portal.audit import audit_record
 from portal.models import Account, ApiKey
+from portal.services import AccountActionError, account_for_update
+from portal.signals import account_changed_send
 
 logger = logging.getLogger(__name__)
 
@@ -156,3 +161,41 @@ def _apply(drained: dict[Bucket, list[UsageCount]], result: RollupResult) -> Non
     result.rows += applied["rows"]
     result.units += applied["units"]
     result.requests += applied["requests"]
+
+
+@transaction.atomic
+def quota_credit_grant(
+    *, account: Account, units: int, reason: str, actor: AbstractBaseUser | None
+) -> QuotaCredit:
+    """Add ``units`` to the account's quota for its current period, effective at once."""
+    reason = reason.strip()
+    if units <= 0:
+        raise AccountActionError("A credit must be at least one unit.")
+    if not reason:
+        raise AccountActionError("Say why the units are granted; it is kept with the credit.")
+    account = account_for_update(account)
+    period_start, _ = account.current_period()
+    credited = (
+        QuotaCredit.objects.filter(account=account, period_start=period_start).aggregate(
+            total=Sum("units")
+        )["total"]
+        or 0
+    )
+    credit = QuotaCredit.objects.create(
+        account=account,
+        period_start=period_start,
+        units=units,
+        reason=reason,
+        granted_by=actor if actor is not None and actor.is_authenticated else None,
+    )
+    account_changed_send(account.pk)
+    included = account.tier.included_units
+    audit_record(
+        actor=actor,
+        action="account.credit_grant",
+        account=account,
+        before={"credited_units": credited, "quota": included + credited},
+        after={"credited_units": credited + units, "quota": included + credited + units},
+        reason=reason,
+    )
+    return credit

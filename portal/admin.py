@@ -18,9 +18,11 @@ from django.utils.http import urlencode
 from django.utils.text import Truncator
 
 from billing.models import MeterReport
-from billing.services import BillingError
+from billing.reporting import account_meter_reports_resend
+from billing.services import BillingError, accounts_stripe_resync
 from metering.models import QuotaCredit
 from metering.selectors import period_included_units, period_units
+from metering.services import quota_credit_grant
 from portal import admin_forms
 from portal.audit import audit_record
 from portal.keys.format import split_key
@@ -29,14 +31,11 @@ from portal.selectors import PeriodUsage, accounts_period_usage
 from portal.services import (
     AccountActionError,
     account_keys_revoke,
-    account_meter_reports_resend,
     account_reinstate,
     account_rename,
     account_suspend,
     account_tier_change,
-    accounts_stripe_resync,
     api_key_revoke,
-    quota_credit_grant,
 )
 from portal.signals import account_changed_send
 

@@ -1,19 +1,14 @@
 """Writes for developer accounts and their API keys."""
 
-from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Case, DateTimeField, F, Q, Sum, Value, When
+from django.db.models import Case, DateTimeField, F, Q, Value, When
 from django.utils import timezone
 
-from billing.models import MeterReport, Tier
-from billing.reporting import MeterReportAlreadySent, usage_report_send
+from billing.models import Tier
 from billing.selectors import tier_default
-from billing.services import invoices_reconcile, subscriptions_reconcile
-from metering.models import QuotaCredit
 from portal.audit import audit_record
 from portal.keys.format import new_prefix, new_secret
 from portal.keys.last_used import last_used_buffer
@@ -179,7 +174,7 @@ class AccountActionError(Exception):
     """An operator action that cannot be done; the message is written for the operator."""
 
 
-def _account_for_update(account: Account) -> Account:
+def account_for_update(account: Account) -> Account:
     return Account.objects.select_for_update().select_related("owner", "tier").get(pk=account.pk)
 
 
@@ -192,7 +187,7 @@ def account_suspend(
     reason = reason.strip()
     if not reason:
         raise AccountActionError("A suspension needs a reason: the developer is shown it.")
-    account = _account_for_update(account)
+    account = account_for_update(account)
     before = {"status": account.status, "suspended_reason": account.suspended_reason}
     account.status = Account.Status.SUSPENDED
     account.suspended_reason = reason
@@ -216,7 +211,7 @@ def account_reinstate(
     *, account: Account, actor: AbstractBaseUser | None, reason: str = ""
 ) -> AuditEntry | None:
     """Let a suspended account's keys work again. None: it was not suspended."""
-    account = _account_for_update(account)
+    account = account_for_update(account)
     if account.is_active:
         return None
     before = {"status": account.status, "suspended_reason": account.suspended_reason}
@@ -240,7 +235,7 @@ def account_keys_revoke(
 ) -> AuditEntry | None:
     """Revoke every key of the account that still works (rolled keys in their grace period
     too). None: it had none."""
-    account = _account_for_update(account)
+    account = account_for_update(account)
     keys = list(account.api_keys.usable().order_by("created"))
     if not keys:
         return None
@@ -267,7 +262,7 @@ def account_tier_change(
     Only the portal changes: a Stripe subscription keeps billing what it bills, and its next
     event (or the daily reconcile) puts the account back on the subscribed tier.
     """
-    account = _account_for_update(account)
+    account = account_for_update(account)
     if account.tier_id == tier.pk:
         return None
     before = {"tier": account.tier.slug}
@@ -285,49 +280,11 @@ def account_tier_change(
 
 
 @transaction.atomic
-def quota_credit_grant(
-    *, account: Account, units: int, reason: str, actor: AbstractBaseUser | None
-) -> QuotaCredit:
-    """Add ``units`` to the account's quota for its current period, effective at once."""
-    reason = reason.strip()
-    if units <= 0:
-        raise AccountActionError("A credit must be at least one unit.")
-    if not reason:
-        raise AccountActionError("Say why the units are granted; it is kept with the credit.")
-    account = _account_for_update(account)
-    period_start, _ = account.current_period()
-    credited = (
-        QuotaCredit.objects.filter(account=account, period_start=period_start).aggregate(
-            total=Sum("units")
-        )["total"]
-        or 0
-    )
-    credit = QuotaCredit.objects.create(
-        account=account,
-        period_start=period_start,
-        units=units,
-        reason=reason,
-        granted_by=actor if actor is not None and actor.is_authenticated else None,
-    )
-    account_changed_send(account.pk)
-    included = account.tier.included_units
-    audit_record(
-        actor=actor,
-        action="account.credit_grant",
-        account=account,
-        before={"credited_units": credited, "quota": included + credited},
-        after={"credited_units": credited + units, "quota": included + credited + units},
-        reason=reason,
-    )
-    return credit
-
-
-@transaction.atomic
 def account_rename(
     *, account: Account, actor: AbstractBaseUser | None, name: str
 ) -> AuditEntry | None:
     """An operator renames an account (the only field the admin form edits). None: unchanged."""
-    account = _account_for_update(account)
+    account = account_for_update(account)
     name = name.strip()
     if account.name == name:
         return None
@@ -337,81 +294,3 @@ def account_rename(
     return audit_record(
         actor=actor, action="account.rename", account=account, before=before, after={"name": name}
     )
-
-
-def account_meter_reports_resend(
-    *, account: Account, actor: AbstractBaseUser | None
-) -> AuditEntry | None:
-    """Send the account's failed and stale usage reports to Stripe again, oldest first, with
-    their own identifiers (Stripe counts a report it already has once). None: there were none.
-
-    The entry's ``after`` holds each report's status once the re-send returned: ``sent``, or
-    still ``failed``/``stale`` with the reason on the report (see the usage reports list).
-    """
-    reports = list(
-        MeterReport.objects.filter(
-            account=account, status__in=[MeterReport.Status.FAILED, MeterReport.Status.STALE]
-        ).order_by("window_start")
-    )
-    if not reports:
-        return None
-    after = {}
-    for report in reports:
-        try:
-            after[report.identifier] = usage_report_send(report_id=report.pk, operator=True).status
-        except MeterReportAlreadySent:
-            # Another run sent it between the listing and this call.
-            after[report.identifier] = MeterReport.Status.SENT
-    return audit_record(
-        actor=actor,
-        action="account.reports_resend",
-        account=account,
-        before={"reports": {report.identifier: report.status for report in reports}},
-        after={"reports": after},
-    )
-
-
-def _billing_snapshot(account: Account) -> dict[str, Any]:
-    """The account's Stripe-driven state, as the audit log keeps it."""
-
-    def moment(value: datetime | None) -> str | None:
-        return value.isoformat() if value is not None else None
-
-    return {
-        "tier": account.tier.slug,
-        "subscribed_tier": account.subscribed_tier.slug if account.subscribed_tier else None,
-        "payment_status": account.payment_status,
-        "stripe_subscription_id": account.stripe_subscription_id,
-        "cancel_at_period_end": account.cancel_at_period_end,
-        "grace_until": moment(account.grace_until),
-        "period_start": moment(account.period_start),
-        "period_end": moment(account.period_end),
-    }
-
-
-def accounts_stripe_resync(
-    *, accounts: Iterable[Account], actor: AbstractBaseUser | None
-) -> dict[int, AuditEntry]:
-    """Re-read these accounts' subscriptions from Stripe (billing's reconcile, limited to
-    them) and record, per account, its billing state before and after, changed or not: the
-    operator asked, and "Stripe agrees" is an answer too. Accounts without a Stripe customer
-    have nothing to re-read and are left out. Returns the entries by account id."""
-    linked = Account.objects.filter(
-        pk__in=[account.pk for account in accounts], stripe_customer__isnull=False
-    ).select_related("owner", "tier", "subscribed_tier")
-    before = {account.pk: _billing_snapshot(account) for account in linked}
-    if not before:
-        return {}
-    # Stripe is called outside any transaction; the reconcile writes each account in its own.
-    subscriptions_reconcile(account_ids=sorted(before))
-    invoices_reconcile(account_ids=sorted(before))
-    entries = {}
-    for account in linked.all():
-        entries[account.pk] = audit_record(
-            actor=actor,
-            action="account.stripe_resync",
-            account=account,
-            before=before[account.pk],
-            after=_billing_snapshot(account),
-        )
-    return entries
