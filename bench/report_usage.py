@@ -57,7 +57,7 @@ def run(emulator, account_count: int, total_units: int) -> None:
 
     settings.STRIPE_API_BASE = emulator.url
     stripe.api_base = emulator.url
-    from billing.reporting import usage_report_run
+    from billing.services.reports import usage_report_run
     from billing.stripe_api import stripe_client
     from metering.limiter.base import Policy
     from metering.limiter.local import LocalLimiter
@@ -217,7 +217,9 @@ def make_accounts(client, count: int, period_start: datetime) -> dict[int, str]:
             for n, (user, customer) in enumerate(zip(users, customers, strict=True))
         ]
     )
-    return {account.pk: account.stripe_customer.id for account in accounts}
+    return {
+        account.pk: customer_id for account, customer_id in zip(accounts, customer_ids, strict=True)
+    }
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ from django.contrib import admin, messages
 from django.db import transaction
 
 from billing.models import MeterReport, Tier
-from billing.reporting import MeterReportAlreadySent, usage_report_resend
-from billing.services import BillingError, tiers_sync_to_stripe
+from billing.services.catalog import tiers_sync_to_stripe
+from billing.services.errors import BillingError
+from billing.services.reports import MeterReportAlreadySent, usage_report_resend
 from billing.templatetags.billing_tags import money
 
 # Editing these makes the tier's Stripe objects stale until the next push.
@@ -20,29 +21,47 @@ STRIPE_FIELDS = {
 }
 
 
+# Written by Push to Stripe (and the timestamps), never typed in.
+_PUSHED_FIELDS = [
+    "stripe_product_id",
+    "stripe_base_price_id",
+    "stripe_metered_price_id",
+    "stripe_meter_id",
+    "created",
+    "updated",
+]
+# The tier page, section by section; the form's fields follow from it.
+TIER_FIELDSETS = [
+    (
+        None,
+        {"fields": ["name", "slug", "description", "is_public", "is_default", "sort_order"]},
+    ),
+    ("Price", {"fields": ["base_price_cents", "currency"]}),
+    ("Limits", {"fields": ["included_units", "rate_limit_per_minute", "burst", "scopes"]}),
+    (
+        "Past the included units",
+        {"fields": ["overage_policy", "overage_unit_price_cents", "spend_cap_cents"]},
+    ),
+    ("Support and alerts", {"fields": ["support_level", "alert_thresholds"]}),
+    (
+        "Stripe (filled by Push to Stripe)",
+        {"fields": _PUSHED_FIELDS, "classes": ["collapse"]},
+    ),
+]
+# What an operator types in: everything but the pushed fields.
+EDITABLE_TIER_FIELDS = [
+    field
+    for _, section in TIER_FIELDSETS
+    for field in section["fields"]
+    if field not in _PUSHED_FIELDS
+]
+
+
 class TierForm(forms.ModelForm):
     class Meta:
         model = Tier
         # What an operator edits; the Stripe ids are written by the push only.
-        fields = [
-            "name",
-            "slug",
-            "description",
-            "is_public",
-            "is_default",
-            "sort_order",
-            "base_price_cents",
-            "currency",
-            "included_units",
-            "rate_limit_per_minute",
-            "burst",
-            "scopes",
-            "overage_policy",
-            "overage_unit_price_cents",
-            "spend_cap_cents",
-            "support_level",
-            "alert_thresholds",
-        ]
+        fields = EDITABLE_TIER_FIELDS
         help_texts = {
             "scopes": "Endpoint scopes this tier may call, as a JSON list, "
             'e.g. ["basic", "compute"].',
@@ -87,17 +106,6 @@ class TierForm(forms.ModelForm):
         return data
 
 
-# Written by Push to Stripe (and the timestamps), never typed in.
-_PUSHED_FIELDS = [
-    "stripe_product_id",
-    "stripe_base_price_id",
-    "stripe_metered_price_id",
-    "stripe_meter_id",
-    "created",
-    "updated",
-]
-
-
 @admin.register(Tier)
 class TierAdmin(admin.ModelAdmin):
     form = TierForm
@@ -120,23 +128,7 @@ class TierAdmin(admin.ModelAdmin):
     ordering = ["sort_order", "base_price_cents"]
     actions = ["push_to_stripe"]
     readonly_fields = _PUSHED_FIELDS
-    fieldsets = [
-        (
-            None,
-            {"fields": ["name", "slug", "description", "is_public", "is_default", "sort_order"]},
-        ),
-        ("Price", {"fields": ["base_price_cents", "currency"]}),
-        ("Limits", {"fields": ["included_units", "rate_limit_per_minute", "burst", "scopes"]}),
-        (
-            "Past the included units",
-            {"fields": ["overage_policy", "overage_unit_price_cents", "spend_cap_cents"]},
-        ),
-        ("Support and alerts", {"fields": ["support_level", "alert_thresholds"]}),
-        (
-            "Stripe (filled by Push to Stripe)",
-            {"fields": _PUSHED_FIELDS, "classes": ["collapse"]},
-        ),
-    ]
+    fieldsets = TIER_FIELDSETS
 
     def get_queryset(self, request):
         return (

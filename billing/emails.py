@@ -1,5 +1,7 @@
-"""Billing emails to an account's owner, each as text and HTML from templates/billing/email/."""
+"""Billing emails to an account's owner, each as text and HTML from templates/billing/email/,
+and the tasks that send them (billing.services queues them once its change is committed)."""
 
+from celery import shared_task
 from django.conf import settings
 from django.core.mail import send_mail
 from django.template.loader import render_to_string
@@ -35,3 +37,29 @@ def payment_failed_email(account: Account) -> None:
 def grace_expired_email(account: Account) -> None:
     """The grace period ended: the account is on the default tier until the invoice is paid."""
     _send(account, "grace_expired")
+
+
+def _account_payment_due(account_id: int) -> Account | None:
+    """The account while a payment is due (``grace_until`` is set until it is paid). None: it
+    was paid meanwhile, or the account is gone."""
+    account = (
+        Account.objects.select_related("owner", "tier", "subscribed_tier")
+        .filter(pk=account_id)
+        .first()
+    )
+    # The email is about a state, so it is only sent while the state holds.
+    return account if account is not None and account.grace_until is not None else None
+
+
+@shared_task
+def payment_failed_email_send(account_id: int) -> None:
+    account = _account_payment_due(account_id)
+    if account is not None:
+        payment_failed_email(account)
+
+
+@shared_task
+def grace_expired_email_send(account_id: int) -> None:
+    account = _account_payment_due(account_id)
+    if account is not None:
+        grace_expired_email(account)

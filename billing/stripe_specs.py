@@ -1,6 +1,6 @@
 """What a tier looks like on Stripe: the parameters of its Product and Prices, and whether an
-existing Stripe object already matches them. Pure functions, no I/O; billing.services does the
-calls.
+existing Stripe object already matches them. Pure functions, no I/O; billing.services.catalog
+does the calls.
 
 Prices are immutable on Stripe, so "matches" decides between keeping a price and replacing it.
 Each price carries a deterministic ``lookup_key`` (``meterdesk_<slug>_base`` / ``_metered``) that
@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from billing.models import Tier
+from billing.stripe_api import expandable_id
 
 METER_DISPLAY_NAME = "Meterdesk API units"
 # Who owns an object on Stripe, so an operator can tell ours apart in the dashboard.
@@ -128,7 +129,7 @@ def price_matches(params: dict[str, Any], price: Any) -> bool:
     wanted = params["recurring"]
     if (
         price.get("currency") != params["currency"]
-        or _product_of(price) != params["product"]
+        or expandable_id(price.get("product")) != params["product"]
         or recurring.get("interval") != wanted["interval"]
         or (recurring.get("usage_type") or "licensed") != wanted["usage_type"]
         or (recurring.get("meter") or None) != wanted.get("meter")
@@ -144,11 +145,6 @@ def price_matches(params: dict[str, Any], price: Any) -> bool:
     return price.get("billing_scheme") in (None, "per_unit") and _amount(
         price.get("unit_amount")
     ) == Decimal(params["unit_amount"])
-
-
-def _product_of(price: Any) -> str | None:
-    product = price.get("product")
-    return product.get("id") if hasattr(product, "get") else product
 
 
 def idempotency_key(kind: str, *parts: Any) -> str:

@@ -9,18 +9,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from billing.stripe_api import expandable_id
+
 # Stripe statuses in which the customer keeps (or is about to keep) what they pay for.
 PAYING = frozenset({"active", "trialing"})
 # Payment failed: the customer keeps the tier for the grace period only.
 PAYMENT_DUE = frozenset({"past_due", "unpaid"})
 # The subscription is over (or never started): the account goes back to the default tier.
 ENDED = frozenset({"canceled", "incomplete_expired", "paused"})
-
-
-def _id(value: Any) -> str | None:
-    if isinstance(value, dict):
-        return value.get("id")
-    return value or None
 
 
 def _moment(timestamp: Any) -> datetime | None:
@@ -53,10 +49,12 @@ class SubscriptionState:
         account_id = str(metadata.get("account_id") or "")
         return cls(
             id=data["id"],
-            customer_id=_id(data.get("customer")),
+            customer_id=expandable_id(data.get("customer")),
             status=data.get("status") or "incomplete",
-            product_ids=tuple(p for p in (_id(price.get("product")) for price in prices) if p),
-            price_ids=tuple(p for p in (_id(price) for price in prices) if p),
+            product_ids=tuple(
+                p for p in (expandable_id(price.get("product")) for price in prices) if p
+            ),
+            price_ids=tuple(p for p in (expandable_id(price) for price in prices) if p),
             period_start=_moment(min(starts) if starts else data.get("current_period_start")),
             period_end=_moment(max(ends) if ends else data.get("current_period_end")),
             cancel_at_period_end=bool(data.get("cancel_at_period_end")),
@@ -69,4 +67,4 @@ def invoice_subscription_id(invoice: dict[str, Any]) -> str | None:
     ``invoice.subscription`` before."""
     parent = invoice.get("parent") or {}
     details = parent.get("subscription_details") or {}
-    return _id(details.get("subscription")) or _id(invoice.get("subscription"))
+    return expandable_id(details.get("subscription")) or expandable_id(invoice.get("subscription"))

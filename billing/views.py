@@ -14,7 +14,8 @@ from django.views.decorators.http import require_POST, require_safe
 
 from billing.models import Tier
 from billing.selectors import invoice_list_for_account, tier_list_public
-from billing.services import BillingError, billing_portal_session_create, checkout_session_create
+from billing.services.checkout import billing_portal_session_create, checkout_session_create
+from billing.services.errors import BillingError
 from portal.models import Account
 from portal.services import account_ensure
 

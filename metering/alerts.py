@@ -167,6 +167,8 @@ def usage_alert_email(alert: UsageAlert, *, now: datetime | None = None) -> Emai
     """The alert's email (text and HTML): usage, quota, what happens next, where to upgrade."""
     account = alert.account
     tier = account.tier
+    # None: the alert is about an earlier period, whose end the email does not state.
+    period_end: datetime | None
     period_start, period_end = account.current_period(now or timezone.now())
     if period_start != alert.period_start:
         period_start, period_end = alert.period_start, None

@@ -12,6 +12,7 @@ import math
 import threading
 import time
 from collections.abc import Iterable
+from functools import partial
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -99,19 +100,20 @@ def admit(
     """
     policy = policy_for(principal)
     limiter = get_limiter()
-    hit = {
-        "account_id": principal.account_id,
-        "key_id": principal.key_id,
-        "endpoint": endpoint,
-        "cost": cost,
-        "policy": policy,
-        "version": principal.version,
-    }
+    hit = partial(
+        limiter.hit,
+        account_id=principal.account_id,
+        key_id=principal.key_id,
+        endpoint=endpoint,
+        cost=cost,
+        policy=policy,
+        version=principal.version,
+    )
     try:
-        decision = limiter.hit(**hit)
+        decision = hit()
         if decision.outcome == Outcome.NEEDS_SEED:
             seed = period_units(principal.account_id, policy.period_start, policy.period_end)
-            decision = limiter.hit(**hit, seed=seed)
+            decision = hit(seed=seed)
     except LimiterUnavailable as exc:
         if settings.METERING_FAIL_MODE != "open":
             _log_unavailable(

@@ -1,4 +1,5 @@
-"""Reads of usage: what an account spent this period, exactly, rolled up or not.
+"""Reads of usage: what an account spent this period, exactly, rolled up or not, and its quota
+(the tier's included units plus the operator's credits).
 
 Usage lives in two places: ``UsageRollup`` rows for minutes the rollup has applied, and the
 limiter's counters for the minutes it has not (the last two or three, or more if the job is
@@ -18,11 +19,15 @@ that period, and every minute to exactly one period. The quota counter counts by
 instant instead; the two differ by at most the part of one minute around a period's boundary.
 """
 
+import operator
 from collections import defaultdict
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import reduce
+from typing import Any, NamedTuple, TypeVar
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -92,12 +97,82 @@ def period_units(
     return units
 
 
+def period_credit_units(*, account_id: int, period_start: datetime) -> int:
+    """Units the operator credited the account for the period starting at ``period_start``."""
+    credits = QuotaCredit.objects.filter(account_id=account_id, period_start=period_start)
+    return credits.aggregate(units=Sum("units"))["units"] or 0
+
+
 def period_included_units(account: Account, period_start: datetime) -> int:
     """The tier's included units plus the operator's credits for this period."""
-    credits = QuotaCredit.objects.filter(account=account, period_start=period_start).aggregate(
-        units=Sum("units")
-    )["units"]
-    return account.tier.included_units + (credits or 0)
+    credits = period_credit_units(account_id=account.pk, period_start=period_start)
+    return account.tier.included_units + credits
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodUsage:
+    """An account's usage against its quota in its current period, as the admin lists it."""
+
+    units: int
+    included_units: int
+    credited_units: int
+
+    @property
+    def quota(self) -> int:
+        return self.included_units + self.credited_units
+
+    @property
+    def percent(self) -> int | None:
+        """Whole percent of the quota used, rounded down; None: a zero quota has no percentage."""
+        return self.units * 100 // self.quota if self.quota > 0 else None
+
+
+def accounts_period_usage(
+    accounts: Iterable[Account], *, now: datetime | None = None
+) -> dict[int, PeriodUsage]:
+    """Usage vs quota for a page of accounts (each needs its tier loaded), in two queries
+    whatever the page size: one sum of rollups, one sum of credits, each over every account's
+    own current period.
+
+    Counts rolled-up usage only (the rollup runs every minute), so the admin's list costs no
+    limiter call per row; ``period_units`` adds the live minutes for one account.
+    """
+    accounts = list(accounts)
+    if not accounts:
+        return {}
+    now = now or timezone.now()
+    periods = {account.pk: account.current_period(now) for account in accounts}
+    in_period = reduce(
+        operator.or_,
+        (
+            Q(account_id=pk, minute__gte=start, minute__lt=end)
+            for pk, (start, end) in periods.items()
+        ),
+    )
+    credited_in_period = reduce(
+        operator.or_,
+        (Q(account_id=pk, period_start=start) for pk, (start, _) in periods.items()),
+    )
+    units = _units_by_account(UsageRollup.objects.filter(in_period))
+    credits = _units_by_account(QuotaCredit.objects.filter(credited_in_period))
+    return {
+        account.pk: PeriodUsage(
+            units=units.get(account.pk) or 0,
+            included_units=account.tier.included_units,
+            credited_units=credits.get(account.pk) or 0,
+        )
+        for account in accounts
+    }
+
+
+def _units_by_account(rows: QuerySet[UsageRollup] | QuerySet[QuotaCredit]) -> dict[int, int]:
+    """The rows' units summed per account (one ``GROUP BY`` query)."""
+    return dict(
+        rows.values("account_id")
+        .annotate(total=Sum("units"))
+        .values_list("account_id", "total")
+        .order_by()
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,9 +236,33 @@ class UsageSummary:
 
 
 def _period_days(start: datetime, end: datetime) -> list[date]:
+    """Every (UTC) day the period [start, end) touches."""
     first = start.astimezone(UTC).date()
     last = (end - timedelta(microseconds=1)).astimezone(UTC).date()
     return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
+
+
+class _Cell(NamedTuple):
+    """The finest split of a period's usage: one day, one key (None: deleted), one endpoint."""
+
+    day: date
+    key_id: int | None
+    endpoint: str
+
+
+@dataclass(slots=True)
+class _Tally:
+    """Units and requests added up."""
+
+    units: int = 0
+    requests: int = 0
+
+    def add(self, units: int, requests: int) -> None:
+        self.units += units
+        self.requests += requests
+
+
+_Part = TypeVar("_Part", bound=Hashable)
 
 
 def usage_summary(
@@ -177,84 +276,17 @@ def usage_summary(
     split per endpoint and per key. ``key_id`` and ``endpoint`` narrow the figures (not the
     quota, which is the account's)."""
     period_start, period_end = account.current_period(now or timezone.now())
-    start, end = period_minutes(period_start, period_end)
-    live, live_included = _live_usage(account.pk, start, end)
-
-    # (day, key id, endpoint) -> [units, requests], rollups and live counters merged.
-    cells: dict[tuple[date, int | None, str], list[int]] = defaultdict(lambda: [0, 0])
-    markers = _overlap_markers(list(live))
-    rows = list(
-        UsageRollup.objects.filter(account=account, minute__gte=start, minute__lt=end)
-        .values("api_key_id", "endpoint", day=TruncDate("minute"))
-        .annotate(units=Sum("units"), requests=Sum("requests"), **markers)
-        .order_by()
-    )
-    applied = {minute for minute in live if any(row[f"applied_{minute}"] for row in rows)}
-    for row in rows:
-        cell = cells[(row["day"], row["api_key_id"], row["endpoint"])]
-        cell[0] += row["units"]
-        cell[1] += row["requests"]
-    for minute, counts in live.items():
-        if minute in applied:
-            continue
-        day = _minute_datetime(minute).date()
-        for count in counts:
-            cell = cells[(day, count.key_id, count.endpoint)]
-            cell[0] += count.units
-            cell[1] += count.requests
-
-    account_units = sum(units for units, _ in cells.values())
-    endpoint_names = sorted({name for _, _, name in cells})
+    cells, live_included = _period_cells(account.pk, period_start, period_end)
     selected = {
-        (day, cell_key, name): value
-        for (day, cell_key, name), value in cells.items()
-        if (key_id is None or cell_key == key_id) and (endpoint is None or name == endpoint)
+        cell: tally
+        for cell, tally in cells.items()
+        if (key_id is None or cell.key_id == key_id)
+        and (endpoint is None or cell.endpoint == endpoint)
     }
-
-    per_day: dict[date, list[int]] = defaultdict(lambda: [0, 0])
-    per_endpoint: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    per_key: dict[int | None, list[int]] = defaultdict(lambda: [0, 0])
-    for (day, cell_key, name), (units, requests) in selected.items():
-        for bucket in (per_day[day], per_endpoint[name], per_key[cell_key]):
-            bucket[0] += units
-            bucket[1] += requests
-
-    days, running = [], 0
-    for day in _period_days(period_start, period_end):
-        units, requests = per_day.get(day, (0, 0))
-        running += units
-        days.append(DayUsage(day=day, units=units, requests=requests, cumulative=running))
-
-    known_keys = {
-        key.pk: key
-        for key in ApiKey.objects.filter(account=account, pk__in=[k for k in per_key if k])
-    }
-    # Rows of a deleted key say None; its live counters still carry the old id: one line.
-    merged_keys: dict[int | None, list[int]] = defaultdict(lambda: [0, 0])
-    for cell_key, (units, requests) in per_key.items():
-        slot = merged_keys[cell_key if cell_key in known_keys else None]
-        slot[0] += units
-        slot[1] += requests
-    keys = []
-    for cell_key, (units, requests) in merged_keys.items():
-        key = known_keys.get(cell_key)
-        keys.append(
-            KeyUsage(
-                key_id=key.pk if key else None,
-                name=key.name if key else "Deleted key",
-                prefix=key.prefix if key else "",
-                units=units,
-                requests=requests,
-            )
-        )
-    keys.sort(key=lambda usage: (-usage.units, usage.name))
-    endpoints = sorted(
-        (
-            EndpointUsage(endpoint=name, units=u, requests=r)
-            for name, (u, r) in per_endpoint.items()
-        ),
-        key=lambda usage: (-usage.units, usage.endpoint),
-    )
+    days = _days_usage(period_start, period_end, _sum_by(selected, lambda cell: cell.day))
+    endpoints = _endpoints_usage(_sum_by(selected, lambda cell: cell.endpoint))
+    keys = _keys_usage(account.pk, _sum_by(selected, lambda cell: cell.key_id))
+    account_units = sum(tally.units for tally in cells.values())
     included = period_included_units(account, period_start)
     tier = account.tier
     return UsageSummary(
@@ -273,5 +305,105 @@ def usage_summary(
         live_included=live_included,
         key_id=key_id,
         endpoint=endpoint,
-        endpoint_names=endpoint_names,
+        endpoint_names=sorted({cell.endpoint for cell in cells}),
+    )
+
+
+def _period_cells(
+    account_id: int, period_start: datetime, period_end: datetime
+) -> tuple[dict[_Cell, _Tally], bool]:
+    """The whole account's usage in the period per cell, rolled-up and live minutes merged, each
+    minute counted from one place only; and whether the limiter answered."""
+    start, end = period_minutes(period_start, period_end)
+    live, live_included = _live_usage(account_id, start, end)
+    cells, applied = _rollup_cells(account_id, start, end, live_minutes=list(live))
+    for minute, counts in live.items():
+        if minute not in applied:
+            _add_live_minute(cells, minute, counts)
+    return cells, live_included
+
+
+def _rollup_cells(
+    account_id: int, start: datetime, end: datetime, *, live_minutes: list[int]
+) -> tuple[defaultdict[_Cell, _Tally], set[int]]:
+    """The rollups of the minutes [start, end) per cell, and which of ``live_minutes`` they
+    already hold: one statement, so both come from the same snapshot."""
+    # Read as plain mappings: the marker columns are named after the minutes.
+    rows: list[Mapping[str, Any]] = list(
+        UsageRollup.objects.filter(account_id=account_id, minute__gte=start, minute__lt=end)
+        .values("api_key_id", "endpoint", day=TruncDate("minute"))
+        .annotate(units=Sum("units"), requests=Sum("requests"), **_overlap_markers(live_minutes))
+        .order_by()
+    )
+    applied = {minute for minute in live_minutes if any(row[f"applied_{minute}"] for row in rows)}
+    cells: defaultdict[_Cell, _Tally] = defaultdict(_Tally)
+    for row in rows:
+        cell = _Cell(day=row["day"], key_id=row["api_key_id"], endpoint=row["endpoint"])
+        cells[cell].add(row["units"], row["requests"])
+    return cells, applied
+
+
+def _add_live_minute(
+    cells: defaultdict[_Cell, _Tally], minute: int, counts: list[UsageCount]
+) -> None:
+    """Add one live minute the rollup has not applied yet: the limiter's counters for it."""
+    day = _minute_datetime(minute).date()
+    for count in counts:
+        cell = _Cell(day=day, key_id=count.key_id, endpoint=count.endpoint)
+        cells[cell].add(count.units, count.requests)
+
+
+def _sum_by(cells: dict[_Cell, _Tally], part: Callable[[_Cell], _Part]) -> dict[_Part, _Tally]:
+    """The cells' units and requests added up per ``part`` of a cell (its day, key, endpoint)."""
+    totals: defaultdict[_Part, _Tally] = defaultdict(_Tally)
+    for cell, tally in cells.items():
+        totals[part(cell)].add(tally.units, tally.requests)
+    return dict(totals)
+
+
+def _days_usage(
+    period_start: datetime, period_end: datetime, per_day: dict[date, _Tally]
+) -> list[DayUsage]:
+    """Every day of the period, zeros included, each with the units from the period's start."""
+    days, running = [], 0
+    for day in _period_days(period_start, period_end):
+        tally = per_day.get(day, _Tally())
+        running += tally.units
+        days.append(
+            DayUsage(day=day, units=tally.units, requests=tally.requests, cumulative=running)
+        )
+    return days
+
+
+def _endpoints_usage(per_endpoint: dict[str, _Tally]) -> list[EndpointUsage]:
+    """Usage per endpoint, most units first."""
+    usages = [
+        EndpointUsage(endpoint=name, units=tally.units, requests=tally.requests)
+        for name, tally in per_endpoint.items()
+    ]
+    return sorted(usages, key=lambda usage: (-usage.units, usage.endpoint))
+
+
+def _keys_usage(account_id: int, per_key: dict[int | None, _Tally]) -> list[KeyUsage]:
+    """Usage per key, most units first, every key deleted since on one "Deleted key" line: its
+    rollups say None, its live counters still carry its old id."""
+    known: dict[int | None, ApiKey] = {
+        key.pk: key
+        for key in ApiKey.objects.filter(account_id=account_id, pk__in=[k for k in per_key if k])
+    }
+    merged: defaultdict[int | None, _Tally] = defaultdict(_Tally)
+    for key_id, tally in per_key.items():
+        merged[key_id if key_id in known else None].add(tally.units, tally.requests)
+    usages = [_key_usage(known.get(key_id), tally) for key_id, tally in merged.items()]
+    return sorted(usages, key=lambda usage: (-usage.units, usage.name))
+
+
+def _key_usage(key: ApiKey | None, tally: _Tally) -> KeyUsage:
+    """One line of the per-key table; ``key`` None: the deleted keys' line."""
+    return KeyUsage(
+        key_id=key.pk if key else None,
+        name=key.name if key else "Deleted key",
+        prefix=key.prefix if key else "",
+        units=tally.units,
+        requests=tally.requests,
     )

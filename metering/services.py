@@ -25,12 +25,12 @@ from datetime import UTC, datetime
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
 from django.utils import timezone
 
 from metering.limiter import get_limiter
 from metering.limiter.base import Bucket, Limiter, UsageCount
 from metering.models import QuotaCredit, RollupBatch, UsageRollup
+from metering.selectors import period_credit_units
 from portal.audit import audit_record
 from portal.models import Account, ApiKey
 from portal.services import AccountActionError, account_for_update
@@ -175,12 +175,7 @@ def quota_credit_grant(
         raise AccountActionError("Say why the units are granted; it is kept with the credit.")
     account = account_for_update(account)
     period_start, _ = account.current_period()
-    credited = (
-        QuotaCredit.objects.filter(account=account, period_start=period_start).aggregate(
-            total=Sum("units")
-        )["total"]
-        or 0
-    )
+    credited = period_credit_units(account_id=account.pk, period_start=period_start)
     credit = QuotaCredit.objects.create(
         account=account,
         period_start=period_start,

@@ -14,9 +14,6 @@ def rollup_usage() -> None:
     usage_rollup()
 
 
-# --- Usage alerts (metering/alerts.py) ------------------------------------------------------
-
-
 @shared_task(acks_late=True)
 def send_usage_alerts() -> int:
     """Every five minutes: one ``send_usage_alerts_account`` task per account whose usage may

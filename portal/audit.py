@@ -6,11 +6,31 @@ as plain JSON (ids, slugs, numbers, strings), so an entry still reads right afte
 it names was renamed or deleted.
 """
 
+from collections.abc import Iterable
+from datetime import date
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import models
 
 from portal.models import Account, AuditEntry
+
+
+def audit_value(value: Any) -> Any:
+    """One value as an entry's JSON keeps it: a date or time in ISO 8601, a related row by its
+    slug when it has one (a tier) or else its id; strings, numbers, booleans and None as they
+    are."""
+    if isinstance(value, date):  # datetimes included
+        return value.isoformat()
+    if isinstance(value, models.Model):
+        return getattr(value, "slug", value.pk)
+    return value
+
+
+def audit_snapshot(obj: models.Model, fields: Iterable[str]) -> dict[str, Any]:
+    """``fields`` of ``obj`` as an entry's ``before`` or ``after`` holds them. Take the ``before``
+    snapshot ahead of the change and the ``after`` one once the new values are set."""
+    return {name: audit_value(getattr(obj, name)) for name in fields}
 
 
 def audit_record(

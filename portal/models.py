@@ -68,7 +68,8 @@ class Account(models.Model):
             # Admin filters and the reconcile job walk accounts by payment state.
             models.Index(fields=["payment_status", "grace_until"], name="account_payment_idx"),
         ]
-        # The operator actions of the admin, each grantable on its own (portal/admin.py).
+        # The operator actions of the admin, each grantable on its own
+        # (portal/admin/account_actions.py).
         permissions = [
             ("suspend_account", "Can suspend and reinstate accounts"),
             ("revoke_keys", "Can revoke all API keys of an account"),

@@ -1,4 +1,5 @@
-"""What an API request is allowed to do, resolved once from its key and cached in-process.
+"""Who is asking: what an API request is allowed to do, resolved once from its key and cached
+in-process, and the type of a page request behind ``login_required``.
 
 The authentication class builds an ``ApiPrincipal`` from the database on a cold path and keeps
 it for ``API_KEY_CACHE_SECONDS``; the limiter and the views read only this object, so a warm
@@ -8,6 +9,12 @@ between threads.
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+from django.http import HttpRequest
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,3 +46,11 @@ class ApiPrincipal:
 
     def allows(self, scope: str) -> bool:
         return scope in self.scopes
+
+
+class AuthenticatedHttpRequest(HttpRequest):
+    """A page request that ``login_required`` let through: its ``user`` is a signed-in ``User``,
+    never ``AnonymousUser``. Views so decorated take this instead of ``HttpRequest`` (django-stubs'
+    recipe); at run time it is never instantiated."""
+
+    user: "User"

@@ -1,17 +1,12 @@
 """Reads for the developer-facing pages and the API's key resolution."""
 
-import operator
-from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
-from functools import reduce
 
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db.models import Q, QuerySet, Sum
-from django.utils import timezone
+from django.db.models import QuerySet
 
 from billing.models import Tier
-from metering.models import QuotaCredit, UsageRollup
+from metering.selectors import period_credit_units
 from portal.models import Account, ApiKey
 from portal.principal import ApiPrincipal
 
@@ -43,12 +38,7 @@ def api_principal_build(key: ApiKey, *, now: datetime) -> ApiPrincipal:
     account = key.account
     tier = account.tier
     period_start, period_end = account.current_period(now)
-    credits = (
-        QuotaCredit.objects.filter(account_id=account.pk, period_start=period_start).aggregate(
-            total=Sum("units")
-        )["total"]
-        or 0
-    )
+    credits = period_credit_units(account_id=account.pk, period_start=period_start)
     return ApiPrincipal(
         key_id=key.pk,
         key_prefix=key.prefix,
@@ -69,75 +59,6 @@ def api_principal_build(key: ApiKey, *, now: datetime) -> ApiPrincipal:
         period_end=period_end,
         version=account.cache_version,
     )
-
-
-@dataclass(frozen=True, slots=True)
-class PeriodUsage:
-    """An account's usage against its quota in its current period, as the admin lists it."""
-
-    units: int
-    included_units: int
-    credited_units: int
-
-    @property
-    def quota(self) -> int:
-        return self.included_units + self.credited_units
-
-    @property
-    def percent(self) -> int | None:
-        """Whole percent of the quota used, rounded down; None: a zero quota has no percentage."""
-        return self.units * 100 // self.quota if self.quota > 0 else None
-
-
-def accounts_period_usage(
-    accounts: Iterable[Account], *, now: datetime | None = None
-) -> dict[int, PeriodUsage]:
-    """Usage vs quota for a page of accounts (each needs its tier loaded), in two queries
-    whatever the page size: one sum of rollups, one sum of credits, each over every account's
-    own current period.
-
-    Counts rolled-up usage only (the rollup runs every minute), so the admin's list costs no
-    limiter call per row; ``metering.selectors.period_units`` adds the live minutes for one
-    account.
-    """
-    accounts = list(accounts)
-    if not accounts:
-        return {}
-    now = now or timezone.now()
-    periods = {account.pk: account.current_period(now) for account in accounts}
-    in_period = reduce(
-        operator.or_,
-        (
-            Q(account_id=pk, minute__gte=start, minute__lt=end)
-            for pk, (start, end) in periods.items()
-        ),
-    )
-    units = dict(
-        UsageRollup.objects.filter(in_period)
-        .values("account_id")
-        .annotate(total=Sum("units"))
-        .values_list("account_id", "total")
-        .order_by()
-    )
-    credited_in_period = reduce(
-        operator.or_,
-        (Q(account_id=pk, period_start=start) for pk, (start, _) in periods.items()),
-    )
-    credits = dict(
-        QuotaCredit.objects.filter(credited_in_period)
-        .values("account_id")
-        .annotate(total=Sum("units"))
-        .values_list("account_id", "total")
-        .order_by()
-    )
-    return {
-        account.pk: PeriodUsage(
-            units=units.get(account.pk) or 0,
-            included_units=account.tier.included_units,
-            credited_units=credits.get(account.pk) or 0,
-        )
-        for account in accounts
-    }
 
 
 def tier_scopes(tier: Tier) -> frozenset[str]:

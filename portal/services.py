@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from billing.models import Tier
 from billing.selectors import tier_default
-from portal.audit import audit_record
+from portal.audit import audit_record, audit_snapshot
 from portal.keys.format import new_prefix, new_secret
 from portal.keys.last_used import last_used_buffer
 from portal.models import Account, ApiKey, AuditEntry
@@ -101,6 +101,7 @@ def api_key_revoke(
     key = ApiKey.objects.select_for_update().select_related("account__owner").get(pk=key.pk)
     if key.revoked_at is not None:
         return key
+    before = audit_snapshot(key, ["revoked_at"])
     key.revoked_at = timezone.now()
     key.save(update_fields=["revoked_at"])
     if actor is not None and actor.pk != key.account.owner_id:
@@ -109,8 +110,8 @@ def api_key_revoke(
             action="api_key.revoke",
             account=key.account,
             target=key.prefix,
-            before={"revoked_at": None},
-            after={"revoked_at": key.revoked_at.isoformat()},
+            before=before,
+            after=audit_snapshot(key, ["revoked_at"]),
             reason=reason,
         )
     account_changed_send(key.account_id)
@@ -174,6 +175,10 @@ class AccountActionError(Exception):
     """An operator action that cannot be done; the message is written for the operator."""
 
 
+# What a suspension or a reinstatement changes, as their audit entries record it.
+SUSPENSION_FIELDS = ["status", "suspended_reason"]
+
+
 def account_for_update(account: Account) -> Account:
     return Account.objects.select_for_update().select_related("owner", "tier").get(pk=account.pk)
 
@@ -188,10 +193,10 @@ def account_suspend(
     if not reason:
         raise AccountActionError("A suspension needs a reason: the developer is shown it.")
     account = account_for_update(account)
-    before = {"status": account.status, "suspended_reason": account.suspended_reason}
+    before = audit_snapshot(account, SUSPENSION_FIELDS)
     account.status = Account.Status.SUSPENDED
     account.suspended_reason = reason
-    after = {"status": account.status, "suspended_reason": account.suspended_reason}
+    after = audit_snapshot(account, SUSPENSION_FIELDS)
     if after == before:
         return None
     account.save(update_fields=["status", "suspended_reason"])
@@ -214,7 +219,7 @@ def account_reinstate(
     account = account_for_update(account)
     if account.is_active:
         return None
-    before = {"status": account.status, "suspended_reason": account.suspended_reason}
+    before = audit_snapshot(account, SUSPENSION_FIELDS)
     account.status = Account.Status.ACTIVE
     account.suspended_reason = ""
     account.save(update_fields=["status", "suspended_reason"])
@@ -224,7 +229,7 @@ def account_reinstate(
         action="account.reinstate",
         account=account,
         before=before,
-        after={"status": account.status, "suspended_reason": ""},
+        after=audit_snapshot(account, SUSPENSION_FIELDS),
         reason=reason.strip(),
     )
 
@@ -265,7 +270,7 @@ def account_tier_change(
     account = account_for_update(account)
     if account.tier_id == tier.pk:
         return None
-    before = {"tier": account.tier.slug}
+    before = audit_snapshot(account, ["tier"])
     account.tier = tier
     account.save(update_fields=["tier"])
     account_changed_send(account.pk)
@@ -274,7 +279,7 @@ def account_tier_change(
         action="account.tier_change",
         account=account,
         before=before,
-        after={"tier": tier.slug},
+        after=audit_snapshot(account, ["tier"]),
         reason=reason.strip(),
     )
 
@@ -288,9 +293,41 @@ def account_rename(
     name = name.strip()
     if account.name == name:
         return None
-    before = {"name": account.name}
+    before = audit_snapshot(account, ["name"])
     account.name = name
     account.save(update_fields=["name"])
     return audit_record(
-        actor=actor, action="account.rename", account=account, before=before, after={"name": name}
+        actor=actor,
+        action="account.rename",
+        account=account,
+        before=before,
+        after=audit_snapshot(account, ["name"]),
+    )
+
+
+@transaction.atomic
+def api_key_update(
+    *, key: ApiKey, actor: AbstractBaseUser | None, name: str, expires_at: datetime | None
+) -> AuditEntry | None:
+    """An operator edits a key's name or expiry (``expires_at`` None: it never expires), with
+    an audit entry of what changed. None: nothing did. A new expiry reaches every process's key
+    cache like a revoke does; one in the past stops the key within API_KEY_CACHE_SECONDS."""
+    key = ApiKey.objects.select_for_update().select_related("account__owner").get(pk=key.pk)
+    values = {"name": name.strip(), "expires_at": expires_at}
+    changed = [field for field, value in values.items() if getattr(key, field) != value]
+    if not changed:
+        return None
+    before = audit_snapshot(key, changed)
+    for field in changed:
+        setattr(key, field, values[field])
+    key.save(update_fields=changed)
+    if "expires_at" in changed:
+        account_changed_send(key.account_id)
+    return audit_record(
+        actor=actor,
+        action="api_key.edit",
+        account=key.account,
+        target=key.prefix,
+        before=before,
+        after=audit_snapshot(key, changed),
     )

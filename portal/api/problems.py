@@ -245,8 +245,9 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response:
         return Response(body, status=500, content_type=PROBLEM_CONTENT_TYPE)
 
     headers = {}
-    if getattr(exc, "auth_header", None):
-        headers["WWW-Authenticate"] = exc.auth_header
+    auth_header = getattr(exc, "auth_header", None)
+    if auth_header:
+        headers["WWW-Authenticate"] = auth_header
     wait = getattr(exc, "wait", None)
     if wait is not None:
         # Whole seconds, rounded up: waiting the floor of 0.4 s would be told "0" and retry early.

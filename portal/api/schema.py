@@ -27,7 +27,9 @@ class ProblemSerializer(serializers.Serializer):
     status = serializers.IntegerField(help_text="The HTTP status code.")
     detail = serializers.CharField(help_text="What went wrong with this request.")
     instance = serializers.CharField(required=False, help_text="The path that was requested.")
-    errors = serializers.ListField(
+    # RFC 9457's "errors" member shadows Serializer.errors in the class body only: DRF's
+    # serializer metaclass moves declared fields out of the class, so the property stays.
+    errors = serializers.ListField(  # type: ignore[assignment]
         child=serializers.DictField(),
         required=False,
         help_text="400: each invalid field as {field, detail, code}; field is null for the "
@@ -100,7 +102,9 @@ class MeteredAutoSchema(AutoSchema):
     def get_response_serializers(self):
         return self._view_attr("output_serializer_class") or super().get_response_serializers()
 
-    def get_description(self) -> str:
+    # drf-spectacular's AutoSchema drops DRF's (path, method) parameters here and ignores the
+    # same override error in its own code; this matches drf-spectacular's signature.
+    def get_description(self) -> str:  # type: ignore[override]
         base = super().get_description() or ""
         return f"{base}\n\n{self._pricing_sentence()}".strip()
 

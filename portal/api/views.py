@@ -15,6 +15,7 @@ from collections.abc import Container
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.renderers import JSONRenderer
+from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 from metering.hotpath import BILLABLE_STATUSES, settle
@@ -37,8 +38,10 @@ class MeteredAPIView(APIView):
     scope: str = ""
     # Outcomes that are billed; any other status gives its units back.
     billable_statuses: Container[int] = BILLABLE_STATUSES
-    input_serializer_class = None
-    output_serializer_class = None
+    # The query parameters (GET) or the body the handler validates; None: it takes none.
+    input_serializer_class: type[Serializer] | None = None
+    # What a 2xx answer holds, for the docs; None: drf-spectacular's default.
+    output_serializer_class: type[Serializer] | None = None
 
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [TierScopePermission]

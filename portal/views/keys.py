@@ -6,6 +6,8 @@ redirect; the list page pops it for that one render (sent with Cache-Control: no
 Reloading the page shows it no more.
 """
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -17,6 +19,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from portal.forms import ApiKeyCreateForm, ApiKeyRollForm
 from portal.models import Account, ApiKey
+from portal.principal import AuthenticatedHttpRequest
 from portal.selectors import api_key_list, api_key_of_owner
 from portal.services import (
     ApiKeyError,
@@ -30,7 +33,7 @@ from portal.services import (
 NEW_KEY_SESSION = "portal_new_api_key"
 
 
-def _owned_key(request: HttpRequest, key_id: int) -> ApiKey:
+def _owned_key(request: AuthenticatedHttpRequest, key_id: int) -> ApiKey:
     key = api_key_of_owner(owner=request.user, key_id=key_id)
     if key is None:
         raise Http404("No such key")
@@ -41,7 +44,9 @@ def _show_once(request: HttpRequest, key: ApiKey, secret: str) -> None:
     request.session[NEW_KEY_SESSION] = {"secret": secret, "name": key.name, "prefix": key.prefix}
 
 
-def _render_list(request: HttpRequest, account: Account, *, status: int = 200, **context):
+def _render_list(
+    request: HttpRequest, account: Account, *, status: int = 200, **context: Any
+) -> HttpResponse:
     context.setdefault("roll_form", ApiKeyRollForm())
     response = render(
         request,
@@ -59,7 +64,7 @@ def _render_list(request: HttpRequest, account: Account, *, status: int = 200, *
 
 @login_required
 @never_cache
-def key_list(request: HttpRequest) -> HttpResponse:
+def key_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     new_key = request.session.pop(NEW_KEY_SESSION, None)
     return _render_list(request, account_ensure(owner=request.user), new_key=new_key)
 
@@ -67,7 +72,7 @@ def key_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @never_cache
 @require_http_methods(["GET", "POST"])
-def key_create(request: HttpRequest) -> HttpResponse:
+def key_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     account = account_ensure(owner=request.user)
     form = ApiKeyCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -89,7 +94,7 @@ def key_create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
+def key_revoke(request: AuthenticatedHttpRequest, key_id: int) -> HttpResponse:
     key = _owned_key(request, key_id)
     api_key_revoke(key=key, actor=request.user)
     messages.success(
@@ -103,7 +108,7 @@ def key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
 @login_required
 @never_cache
 @require_POST
-def key_roll(request: HttpRequest, key_id: int) -> HttpResponse:
+def key_roll(request: AuthenticatedHttpRequest, key_id: int) -> HttpResponse:
     key = _owned_key(request, key_id)
     form = ApiKeyRollForm(request.POST)
     if not form.is_valid():

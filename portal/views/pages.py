@@ -1,5 +1,6 @@
 """Developer-facing pages that are not about keys, usage or billing, and the health probe."""
 
+import redis
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db import connection
@@ -9,6 +10,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from billing.selectors import tier_list_public
+from portal.principal import AuthenticatedHttpRequest
 from portal.services import account_ensure
 
 
@@ -19,7 +21,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def dashboard(request: HttpRequest) -> HttpResponse:
+def dashboard(request: AuthenticatedHttpRequest) -> HttpResponse:
     account = account_ensure(owner=request.user)
     return render(request, "portal/dashboard.html", {"account": account})
 
@@ -54,8 +56,6 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def _redis_status(url: str) -> str:
-    import redis
-
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
         client.ping()

@@ -13,7 +13,8 @@ from django.urls import reverse
 
 from billing.models import Tier
 from billing.selectors import tier_default
-from billing.services import tiers_sync_to_stripe, webhook_endpoint_ensure
+from billing.services.catalog import tiers_sync_to_stripe
+from billing.services.webhook_endpoint import webhook_endpoint_ensure
 from tests.factories import PaidTierFactory
 
 

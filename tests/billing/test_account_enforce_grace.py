@@ -7,7 +7,7 @@ import pytest
 import requests
 from django.utils import timezone
 
-from billing.services import account_enforce_grace
+from billing.services.grace import account_enforce_grace
 from tests.factories import AccountFactory, ApiKeyFactory
 
 MONTH = 32 * 86400

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from billing.services import account_subscription_apply
+from billing.services.subscriptions import account_subscription_apply
 from tests.factories import AccountFactory
 
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from billing.services import webhook_endpoint_ensure
+from billing.services.webhook_endpoint import webhook_endpoint_ensure
 from tests.factories import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -6,7 +6,7 @@ import pytest
 from django.core.management import call_command
 from djstripe.models import WebhookEndpoint
 
-from billing.services import WEBHOOK_EVENTS
+from billing.services.webhook_endpoint import WEBHOOK_EVENTS
 from tests.billing.conftest import checkout_and_pay
 
 

@@ -3,7 +3,7 @@
 import pytest
 from djstripe.models import Invoice
 
-from billing.services import invoices_reconcile
+from billing.services.reconcile import invoices_reconcile
 from tests.billing.conftest import checkout_and_pay
 
 pytestmark = pytest.mark.django_db

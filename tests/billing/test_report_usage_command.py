@@ -7,7 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from billing import reporting
+from billing.services import reports as reporting
 from tests.usage_reporting import stripe_total
 
 pytestmark = pytest.mark.django_db

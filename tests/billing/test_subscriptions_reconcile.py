@@ -4,7 +4,7 @@ import pytest
 import requests
 import stripe
 
-from billing.services import subscriptions_reconcile
+from billing.services.reconcile import subscriptions_reconcile
 from billing.tasks import subscriptions_reconcile_task
 from tests.billing.conftest import checkout_and_pay
 

@@ -6,7 +6,7 @@ import pytest
 from djstripe.models import Price
 
 from billing.models import Tier
-from billing.services import tier_sync_to_stripe, tiers_sync_to_stripe
+from billing.services.catalog import tier_sync_to_stripe, tiers_sync_to_stripe
 from portal.models import AuditEntry
 from tests.factories import PaidTierFactory, TierFactory
 

@@ -9,7 +9,7 @@ from django.db import connection
 from django.utils import timezone
 
 from billing.models import MeterReport
-from billing.reporting import usage_report_run
+from billing.services.reports import usage_report_run
 from metering.models import UsageRollup
 from tests.usage_reporting import hour_floor, reported_units, stripe_total
 

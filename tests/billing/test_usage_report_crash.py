@@ -7,9 +7,9 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from billing import reporting
 from billing.models import MeterReport
-from billing.reporting import usage_report_run
+from billing.services import reports as reporting
+from billing.services.reports import usage_report_run
 from tests.usage_reporting import reported_units, stripe_total
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from billing.models import MeterReport
-from billing.reporting import usage_report_run
+from billing.services.reports import usage_report_run
 from tests.usage_reporting import hour_floor, reported_units, stripe_total
 
 pytestmark = pytest.mark.django_db

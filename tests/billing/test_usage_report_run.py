@@ -8,7 +8,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from billing.models import MeterReport
-from billing.reporting import usage_report_run
+from billing.services.reports import usage_report_run
 from metering.hotpath import policy_for
 from metering.limiter.base import usage_minute
 from metering.models import UsageRollup

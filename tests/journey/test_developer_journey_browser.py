@@ -15,9 +15,10 @@ from django.utils import timezone
 from djstripe.models import Invoice
 
 from billing.models import MeterReport
-from billing.reporting import usage_report_run
 from billing.selectors import tier_default
-from billing.services import tiers_sync_to_stripe, webhook_endpoint_ensure
+from billing.services.catalog import tiers_sync_to_stripe
+from billing.services.reports import usage_report_run
+from billing.services.webhook_endpoint import webhook_endpoint_ensure
 from billing.stripe_api import stripe_client
 from metering.alerts import usage_alerts_run
 from metering.services import usage_rollup

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from billing.models import MeterReport
-from billing.reporting import MAX_TRIES
+from billing.services.reports import MAX_TRIES
 from portal.models import AuditEntry
 from tests.factories import AccountFactory, MeterReportFactory
 from tests.portal.admin_actions import messages_of

@@ -4,7 +4,7 @@ import stripe
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from billing.services import WEBHOOK_EVENTS, webhook_endpoint_ensure
+from billing.services.webhook_endpoint import WEBHOOK_EVENTS, webhook_endpoint_ensure
 
 
 class Command(BaseCommand):

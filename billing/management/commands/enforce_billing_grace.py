@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from billing.services import account_enforce_grace
+from billing.services.grace import account_enforce_grace
 
 
 class Command(BaseCommand):

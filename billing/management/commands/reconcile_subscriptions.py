@@ -4,7 +4,7 @@ left behind."""
 import stripe
 from django.core.management.base import BaseCommand, CommandError
 
-from billing.services import invoices_reconcile, subscriptions_reconcile
+from billing.services.reconcile import invoices_reconcile, subscriptions_reconcile
 
 
 class Command(BaseCommand):

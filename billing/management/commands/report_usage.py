@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from billing.models import MeterReport
-from billing.reporting import usage_report_run
+from billing.services.reports import usage_report_run
 
 
 class Command(BaseCommand):

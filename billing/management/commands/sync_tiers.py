@@ -4,7 +4,8 @@ import stripe
 from django.core.management.base import BaseCommand, CommandError
 
 from billing.models import Tier
-from billing.services import BillingError, tiers_sync_to_stripe
+from billing.services.catalog import tiers_sync_to_stripe
+from billing.services.errors import BillingError
 
 
 class Command(BaseCommand):

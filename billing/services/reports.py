@@ -101,7 +101,8 @@ def report_windows(
 
     ``cursor``: where the account's last report ended (None: never reported).
     ``subscribed_since``: when its subscription started, from dj-stripe's copy (None: unknown;
-    the stored ``period_start`` stands in, which billing.services sets from the subscription).
+    the stored ``period_start`` stands in, which billing.services.subscriptions sets from the
+    subscription).
 
     A running subscription is reported from where reporting stopped up to the last hour
     boundary before ``closed_before``. A period that has ended gets its final window
@@ -115,7 +116,8 @@ def report_windows(
 
     if subscribed_since is None and cursor is None and account.payment_status in SUBSCRIBED:
         # Never reported and no dj-stripe copy: the account's own period start, which
-        # billing.services sets from the running subscription, is the earliest billable moment.
+        # billing.services.subscriptions sets from the running subscription, is the earliest
+        # billable moment.
         subscribed_since = account.period_start
 
     def not_before_subscription(moment: datetime) -> datetime:
@@ -176,8 +178,8 @@ def usage_report_due_accounts(
     closed_before = now - timedelta(seconds=settings.USAGE_REPORT_GRACE_SECONDS)
     reportable = Account.objects.filter(stripe_customer__isnull=False).filter(
         Q(payment_status__in=SUBSCRIBED)
-        # A subscription that ended (its end is the period_start billing.services leaves) may
-        # still have its last period's final window to report.
+        # A subscription that ended (its end is the period_start billing.services.subscriptions
+        # leaves) may still have its last period's final window to report.
         | Q(
             payment_status=Account.PaymentStatus.CANCELED,
             period_start__gte=now - STRIPE_ACCEPTS_PAST,

@@ -41,14 +41,10 @@ class RevokeKeysForm(forms.Form):
     )
 
 
-class ChangeTierForm(forms.Form):
+class ChangeTierForm(NoteForm):
     # Every tier, private and custom ones included: that is what this action is for.
     tier = forms.ModelChoiceField(queryset=Tier.objects.order_by("sort_order", "name"))
-    reason = forms.CharField(
-        required=False,
-        label="Note for the audit log",
-        widget=forms.TextInput(attrs={"size": 80}),
-    )
+    field_order = ["tier", "reason"]
 
 
 class GrantCreditForm(forms.Form):

@@ -1,0 +1,92 @@
+"""The account's Stripe customer, and the two sessions that send a developer to Stripe:
+Checkout (buy a tier) and the customer portal (switch tier, card, cancel, invoices)."""
+
+from typing import Any
+
+import stripe
+from django.conf import settings
+from django.urls import reverse
+from djstripe.models import Customer
+
+from billing import stripe_specs
+from billing.models import Tier
+from billing.services.errors import BillingError
+from billing.stripe_api import is_missing, stripe_client
+from portal.models import Account
+
+
+def account_stripe_customer_ensure(*, account: Account, replace: bool = False) -> Customer:
+    """The account's Stripe customer, created on first need (through dj-stripe, so the user is
+    its subscriber). ``replace`` makes a new one when Stripe no longer knows the linked one
+    (the emulator restarted; a customer deleted in the dashboard)."""
+    if account.stripe_customer is not None and not replace:
+        return account.stripe_customer
+    replaced = account.stripe_customer.id if account.stripe_customer is not None else ""
+    customer = Customer.create(
+        account.owner,
+        idempotency_key=stripe_specs.idempotency_key("customer", account.pk, replaced),
+        livemode=settings.STRIPE_LIVE_MODE,
+        metadata={"account_id": str(account.pk)},
+    )
+    Account.objects.filter(pk=account.pk).update(stripe_customer=customer)
+    account.stripe_customer = customer
+    return customer
+
+
+def _site_url(name: str, query: str = "") -> str:
+    return f"{settings.SITE_URL}{reverse(name)}{query}"
+
+
+def checkout_session_create(*, account: Account, tier: Tier) -> str:
+    """A Stripe Checkout Session for ``tier``'s base and metered prices; returns its URL.
+
+    Nothing changes on the account here: the tier moves when Stripe's webhook says the
+    subscription exists (``checkout.session.completed`` / ``customer.subscription.created``).
+    """
+    if not tier.is_public or not tier.is_paid:
+        raise BillingError(f"{tier.name} cannot be bought online.")
+    if tier.stripe_metered_price is None or not tier.stripe_metered_price.active:
+        raise BillingError(f"{tier.name} is not on sale yet; please try again later.")
+    line_items: list[dict[str, Any]] = []
+    if tier.stripe_base_price is not None:
+        line_items.append({"price": tier.stripe_base_price.id, "quantity": 1})
+    # A metered price takes no quantity: Stripe bills what the meter reports.
+    line_items.append({"price": tier.stripe_metered_price.id})
+    metadata = {"account_id": str(account.pk), "tier": tier.slug}
+    client = stripe_client()
+
+    def create(customer: Customer) -> Any:
+        return client.v1.checkout.sessions.create(
+            params={
+                "mode": "subscription",
+                "customer": customer.id,
+                "client_reference_id": str(account.pk),
+                "line_items": line_items,
+                "metadata": metadata,
+                "subscription_data": {"metadata": metadata},
+                "success_url": _site_url("billing:overview", "?checkout=success"),
+                "cancel_url": _site_url("billing:pricing", "?checkout=cancelled"),
+            }
+        )
+
+    customer = account_stripe_customer_ensure(account=account)
+    try:
+        session = create(customer)
+    except stripe.InvalidRequestError as error:
+        if not (is_missing(error) and getattr(error, "param", None) == "customer"):
+            raise
+        session = create(account_stripe_customer_ensure(account=account, replace=True))
+    return session.url
+
+
+def billing_portal_session_create(*, account: Account) -> str:
+    """A Stripe customer-portal session (switch tier, card, cancel, invoices); returns its URL."""
+    if account.stripe_customer is None:
+        raise BillingError("You have no subscription to manage yet.")
+    session = stripe_client().v1.billing_portal.sessions.create(
+        params={
+            "customer": account.stripe_customer.id,
+            "return_url": _site_url("billing:overview"),
+        }
+    )
+    return session.url

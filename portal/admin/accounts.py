@@ -1,0 +1,261 @@
+"""The operators' view of developer accounts: the list with each row's usage, the account page
+with its keys, credits and usage reports, and the account actions (``account_actions.py``)."""
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin.utils import flatten_fieldsets
+from django.contrib.admin.views.main import ChangeList
+from django.db.models import Subquery
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.http import urlencode
+from django.utils.text import Truncator
+
+from billing.models import MeterReport
+from metering.models import QuotaCredit
+from metering.selectors import (
+    PeriodUsage,
+    accounts_period_usage,
+    period_included_units,
+    period_units,
+)
+from portal.admin.account_actions import ACCOUNT_ACTIONS
+from portal.admin.actions import admin_action
+from portal.admin.api_keys import WholeKeySearchAdmin
+from portal.models import Account, ApiKey
+from portal.services import account_rename
+
+
+def _admin_list_url(viewname: str, account: Account) -> str:
+    return f"{reverse(viewname)}?{urlencode({'account__id__exact': account.pk})}"
+
+
+class AccountChangeList(ChangeList):
+    """The account list, with each row's usage vs quota read for the whole page at once."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        # Evaluating the page here caches it on the queryset, so the template's loop reuses
+        # these same instances (and their usage) instead of querying again.
+        page = list(self.result_list)
+        usage = accounts_period_usage(page)
+        for account in page:
+            account.period_usage = usage.get(account.pk)
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """A ledger shown under the account: nothing is added, changed or deleted from here.
+
+    ``recent_rows``: only that many newest rows are shown (None: all), so an account with
+    years of history still opens fast.
+    """
+
+    extra = 0
+    can_delete = False
+    recent_rows: int | None = None
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ApiKeyInline(ReadOnlyInline):
+    model = ApiKey
+    fk_name = "account"
+    # Never the secret's hash: it is of no use to an operator and should not be copied about.
+    fields = ["name", "prefix", "status", "created", "last_used", "expires_at", "revoked_at"]
+    readonly_fields = fields
+    ordering = ["-created"]
+    recent_rows = 50
+    verbose_name_plural = "API keys (newest 50)"
+
+
+class QuotaCreditInline(ReadOnlyInline):
+    model = QuotaCredit
+    fields = ["period_start", "units", "reason", "granted_by", "created"]
+    readonly_fields = fields
+    ordering = ["-created"]
+    recent_rows = 20
+    verbose_name_plural = "quota credits (newest 20; grant more with the account action)"
+
+
+class MeterReportInline(ReadOnlyInline):
+    model = MeterReport
+    fields = ["window_start", "window_end", "units", "status", "attempts", "last_error", "sent_at"]
+    readonly_fields = fields
+    ordering = ["-window_start"]
+    recent_rows = 20
+    verbose_name_plural = "usage reports to Stripe (newest 20)"
+
+
+@admin.register(Account)
+class AccountAdmin(WholeKeySearchAdmin):
+    """Operators' view of developer accounts, and every action they take on one.
+
+    Tier, status and billing fields are read-only in the form: they change only through the
+    actions (audited, and the API's key cache told) or from Stripe. Accounts are made at signup
+    and never deleted here: a suspended account keeps its usage and billing history.
+    """
+
+    list_display = [
+        "email",
+        "tier",
+        "status_with_reason",
+        "payment_status",
+        "usage_vs_quota",
+        "created_on",
+    ]
+    list_display_links = ["email"]
+    list_filter = ["tier", "status", "payment_status"]
+    # A prefix is matched from its start and a Stripe customer id exactly, so both use indexes.
+    search_fields = ["owner__email", "name", "^api_keys__prefix", "=stripe_customer__id"]
+    search_help_text = "Owner email, name, API key prefix (or a whole key) or Stripe customer id."
+    list_select_related = ["owner", "tier"]
+    ordering = ["-created"]
+    list_per_page = 50
+    list_max_show_all = 200
+    inlines = [ApiKeyInline, QuotaCreditInline, MeterReportInline]
+    fieldsets = [
+        (
+            None,
+            {"fields": ["owner_email", "name", "status", "suspended_reason", "tier", "created"]},
+        ),
+        ("Usage", {"fields": ["period", "usage_this_period", "history"]}),
+        (
+            "Billing",
+            {
+                "fields": [
+                    "stripe_customer",
+                    "stripe_subscription_id",
+                    "subscribed_tier",
+                    "payment_status",
+                    "cancel_at_period_end",
+                    "grace_until",
+                ]
+            },
+        ),
+        ("Preferences and internals", {"fields": ["alerts_opt_out", "cache_version"]}),
+    ]
+    # Only the name is edited here; everything else changes through the actions or from Stripe.
+    readonly_fields = [field for field in flatten_fieldsets(fieldsets) if field != "name"]
+    actions = [admin_action(action) for action in ACCOUNT_ACTIONS]
+
+    # --- Permissions ---------------------------------------------------------------------------
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Accounts come from signup (or `create_api_key --create-account`), which sets them up.
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Account | None = None) -> bool:
+        return False
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        # Each account action needs its own permission (Account.Meta.permissions), so an
+        # operator can be allowed to suspend but not to grant units.
+        actions = super().get_actions(request)
+        for action in ACCOUNT_ACTIONS:
+            if not request.user.has_perm(f"{self.opts.app_label}.{action.permission}"):
+                actions.pop(action.name, None)
+        return actions
+
+    # --- The list -------------------------------------------------------------------------------
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return AccountChangeList
+
+    @admin.display(description="Email", ordering="owner__email")
+    def email(self, account: Account) -> str:
+        return account.owner.email
+
+    @admin.display(description="Status", ordering="status")
+    def status_with_reason(self, account: Account) -> str:
+        if account.is_active:
+            return account.get_status_display()
+        return format_html(
+            '{}<br><small title="{}">{}</small>',
+            account.get_status_display(),
+            account.suspended_reason,
+            Truncator(account.suspended_reason).chars(40),
+        )
+
+    @admin.display(description="Created", ordering="created")
+    def created_on(self, account: Account) -> str:
+        return f"{account.created:%Y-%m-%d}"
+
+    @admin.display(description="Usage this period")
+    def usage_vs_quota(self, account: Account) -> str:
+        usage: PeriodUsage | None = getattr(account, "period_usage", None)
+        if usage is None:
+            usage = accounts_period_usage([account])[account.pk]
+        return _usage_text(usage)
+
+    # --- The form -------------------------------------------------------------------------------
+
+    @admin.display(description="Owner")
+    def owner_email(self, account: Account) -> str:
+        url = reverse("admin:auth_user_change", args=[account.owner_id])
+        return format_html('<a href="{}">{}</a>', url, account.owner.email)
+
+    @admin.display(description="Current period")
+    def period(self, account: Account) -> str:
+        start, end = account.current_period()
+        return f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
+
+    @admin.display(description="Usage vs quota")
+    def usage_this_period(self, account: Account) -> str:
+        # One account: the exact figure, the minutes not rolled up yet included.
+        start, end = account.current_period()
+        usage = PeriodUsage(
+            units=period_units(account.pk, start, end),
+            included_units=account.tier.included_units,
+            credited_units=period_included_units(account, start) - account.tier.included_units,
+        )
+        text = _usage_text(usage)
+        if usage.credited_units:
+            text = f"{text}, {usage.credited_units:,} of it credited"
+        return text
+
+    @admin.display(description="History")
+    def history(self, account: Account) -> str:
+        if account.pk is None:
+            return "—"
+        return format_html(
+            '<a href="{}">Usage rollups</a> · <a href="{}">Usage reports</a> · '
+            '<a href="{}">Alerts</a> · <a href="{}">Audit log</a>',
+            _admin_list_url("admin:metering_usagerollup_changelist", account),
+            _admin_list_url("admin:billing_meterreport_changelist", account),
+            _admin_list_url("admin:metering_usagealert_changelist", account),
+            _admin_list_url("admin:portal_auditentry_changelist", account),
+        )
+
+    def get_formset_kwargs(
+        self, request: HttpRequest, obj: Account, inline: Any, prefix: str
+    ) -> dict[str, Any]:
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        limit = getattr(inline, "recent_rows", None)
+        if limit and obj is not None and obj.pk is not None:
+            queryset = kwargs["queryset"]
+            newest = queryset.filter(account=obj).values("pk")[:limit]
+            kwargs["queryset"] = queryset.filter(pk__in=Subquery(newest))
+        return kwargs
+
+    def save_model(self, request: HttpRequest, obj: Account, form: Any, change: bool) -> None:
+        # Only the name is editable here; it is saved (and audited) by the service.
+        if change and "name" in form.changed_data:
+            account_rename(account=obj, actor=request.user, name=form.cleaned_data["name"])
+
+
+def _usage_text(usage: PeriodUsage) -> str:
+    """``1,234 / 10,000 (12 %)``, bold from 100 %."""
+    text = f"{usage.units:,} / {usage.quota:,}"
+    if usage.percent is None:
+        return text
+    text = f"{text} ({usage.percent} %)"
+    return format_html("<strong>{}</strong>", text) if usage.percent >= 100 else text
