@@ -25,11 +25,17 @@ import argparse
 import math
 import os
 import statistics
+import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 
-from _server import BenchServer, cpu_seconds, drive, private_redis
+# Run as a script, this file has bench/ first on sys.path; the checkout's root makes its
+# helpers importable by the one name everything else (and mypy) knows them by.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._server import BenchServer, cpu_seconds, drive, private_redis
 
 LIMIT = 100
 CONCURRENCY = [1, 4, 16, 32]

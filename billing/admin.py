@@ -1,6 +1,9 @@
+from typing import TYPE_CHECKING
+
 import stripe
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten_fieldsets
 from django.db import transaction
 
 from billing.models import MeterReport, Tier
@@ -8,6 +11,11 @@ from billing.services.catalog import tiers_sync_to_stripe
 from billing.services.errors import BillingError
 from billing.services.reports import MeterReportAlreadySent, usage_report_resend
 from billing.templatetags.billing_tags import money
+from portal.principal import request_actor
+
+if TYPE_CHECKING:
+    # django-stubs' name for ModelAdmin.fieldsets: sections whose options are a TypedDict.
+    from django.contrib.admin.options import _FieldsetSpec
 
 # Editing these makes the tier's Stripe objects stale until the next push.
 STRIPE_FIELDS = {
@@ -22,16 +30,16 @@ STRIPE_FIELDS = {
 
 
 # Written by Push to Stripe (and the timestamps), never typed in.
-_PUSHED_FIELDS = [
+_PUSHED_FIELDS = (
     "stripe_product_id",
     "stripe_base_price_id",
     "stripe_metered_price_id",
     "stripe_meter_id",
     "created",
     "updated",
-]
+)
 # The tier page, section by section; the form's fields follow from it.
-TIER_FIELDSETS = [
+TIER_FIELDSETS: "_FieldsetSpec" = [
     (
         None,
         {"fields": ["name", "slug", "description", "is_public", "is_default", "sort_order"]},
@@ -50,10 +58,7 @@ TIER_FIELDSETS = [
 ]
 # What an operator types in: everything but the pushed fields.
 EDITABLE_TIER_FIELDS = [
-    field
-    for _, section in TIER_FIELDSETS
-    for field in section["fields"]
-    if field not in _PUSHED_FIELDS
+    field for field in flatten_fieldsets(TIER_FIELDSETS) if field not in _PUSHED_FIELDS
 ]
 
 
@@ -76,7 +81,8 @@ class TierForm(forms.ModelForm):
         }
 
     def _get_validation_exclusions(self):
-        exclude = super()._get_validation_exclusions()
+        # django-stubs leave out this private hook of BaseModelForm; Django 5.2 has it.
+        exclude = super()._get_validation_exclusions()  # type: ignore[misc]
         # The one-default constraint is checked against the old default tier still holding
         # the flag; TierAdmin.save_model moves the flag in the same transaction, so it holds
         # after the save, and the database still enforces it.
@@ -99,7 +105,9 @@ class TierForm(forms.ModelForm):
         return sorted(set(thresholds))
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        # ModelForm.clean returns cleaned_data; the stubs type Form.clean's result as optional.
+        data = self.cleaned_data
         bills = data.get("overage_policy") == Tier.OveragePolicy.BILL
         if bills and not data.get("overage_unit_price_cents"):
             self.add_error("overage_unit_price_cents", "The bill policy needs a price per unit.")
@@ -177,7 +185,7 @@ class TierAdmin(admin.ModelAdmin):
     @admin.action(description="Push to Stripe")
     def push_to_stripe(self, request, queryset):
         try:
-            results = tiers_sync_to_stripe(tiers=list(queryset), actor=request.user)
+            results = tiers_sync_to_stripe(tiers=list(queryset), actor=request_actor(request))
         except (BillingError, stripe.StripeError) as error:
             self.message_user(request, f"Stripe refused the push: {error}", messages.ERROR)
             return
@@ -237,7 +245,7 @@ class MeterReportAdmin(admin.ModelAdmin):
                 )
                 continue
             try:
-                result = usage_report_resend(report_id=report.pk, actor=request.user)
+                result = usage_report_resend(report_id=report.pk, actor=request_actor(request))
             except MeterReportAlreadySent as refused:
                 self.message_user(request, f"Not sent again: {refused}", messages.WARNING)
                 continue

@@ -13,6 +13,13 @@ import json
 from decimal import Decimal
 from typing import Any
 
+from stripe.params import (
+    PriceCreateParams,
+    PriceCreateParamsTier,
+    ProductCreateParams,
+    ProductUpdateParams,
+)
+
 from billing.models import Tier
 from billing.stripe_api import expandable_id
 
@@ -27,7 +34,7 @@ def product_id(tier: Tier) -> str:
     return f"meterdesk_tier_{tier.slug}"
 
 
-def product_params(tier: Tier) -> dict[str, Any]:
+def product_params(tier: Tier) -> ProductCreateParams:
     return {
         "name": tier.name,
         "description": tier.description,
@@ -35,9 +42,9 @@ def product_params(tier: Tier) -> dict[str, Any]:
     }
 
 
-def product_changes(tier: Tier, product: Any) -> dict[str, Any]:
+def product_changes(tier: Tier, product: Any) -> ProductUpdateParams:
     """The fields to update on an existing product; empty when it already matches."""
-    changes: dict[str, Any] = {}
+    changes: ProductUpdateParams = {}
     if product.get("name") != tier.name:
         changes["name"] = tier.name
     if (product.get("description") or "") != tier.description:
@@ -53,13 +60,13 @@ def lookup_key(tier: Tier, role: str) -> str:
     return f"meterdesk_{tier.slug}_{role}"
 
 
-def decimal_text(value: Decimal) -> str:
+def decimal_text(value: Decimal | int) -> str:
     """Stripe's ``unit_amount_decimal``: plain notation, no exponent, no trailing zeros."""
     text = format(Decimal(value).normalize(), "f")
     return text if text not in ("-0", "") else "0"
 
 
-def base_price_params(tier: Tier, product: str) -> dict[str, Any]:
+def base_price_params(tier: Tier, product: str) -> PriceCreateParams:
     """The licensed monthly price: the subscription's fixed part, billed in advance."""
     return {
         "currency": tier.currency,
@@ -72,7 +79,7 @@ def base_price_params(tier: Tier, product: str) -> dict[str, Any]:
     }
 
 
-def metered_tiers(tier: Tier) -> list[dict[str, Any]]:
+def metered_tiers(tier: Tier) -> list[PriceCreateParamsTier]:
     """Graduated tiers: the included units at 0, every unit past them at the overage price.
 
     A ``block`` tier bills no overage (its calls are refused past the quota), so its last tier
@@ -81,13 +88,18 @@ def metered_tiers(tier: Tier) -> list[dict[str, Any]]:
     like.
     """
     overage = tier.overage_unit_price_cents if tier.overage_policy == Tier.OveragePolicy.BILL else 0
-    last = {"up_to": "inf", "unit_amount_decimal": decimal_text(overage)}
+    # The SDK types unit_amount_decimal as a Decimal and sends its str(), which can be in
+    # exponent notation ("1E-7"); Stripe's decimal strings are plain, so ours is sent as text.
+    last: PriceCreateParamsTier = {
+        "up_to": "inf",
+        "unit_amount_decimal": decimal_text(overage),  # type: ignore[typeddict-item]
+    }
     if tier.included_units == 0:
         return [last]
     return [{"up_to": tier.included_units, "unit_amount": 0}, last]
 
 
-def metered_price_params(tier: Tier, product: str, meter_id: str) -> dict[str, Any]:
+def metered_price_params(tier: Tier, product: str, meter_id: str) -> PriceCreateParams:
     return {
         "currency": tier.currency,
         "product": product,
@@ -119,7 +131,7 @@ def _tier_shape(tiers: list[Any]) -> list[tuple[int | None, Decimal, Decimal]]:
     return shape
 
 
-def price_matches(params: dict[str, Any], price: Any) -> bool:
+def price_matches(params: PriceCreateParams, price: Any) -> bool:
     """Whether an existing Stripe price bills exactly what ``params`` would create.
 
     Only what decides the amount counts (currency, product, recurrence, amounts, meter);

@@ -17,6 +17,7 @@ from billing.selectors import invoice_list_for_account, tier_list_public
 from billing.services.checkout import billing_portal_session_create, checkout_session_create
 from billing.services.errors import BillingError
 from portal.models import Account
+from portal.principal import AuthenticatedHttpRequest
 from portal.services import account_ensure
 
 logger = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def pricing(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_safe
 @never_cache
-def billing_overview(request: HttpRequest) -> HttpResponse:
+def billing_overview(request: AuthenticatedHttpRequest) -> HttpResponse:
     account = account_ensure(owner=request.user)
     pending = _checkout_pending(request, account)
     context = {
@@ -87,7 +88,7 @@ def _checkout_pending(request: HttpRequest, account: Account) -> dict | None:
 
 @login_required
 @require_POST
-def checkout(request: HttpRequest) -> HttpResponse:
+def checkout(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Upgrade: off to Stripe Checkout for the chosen tier (or to the customer portal, where a
     subscribed developer switches tiers)."""
     account = account_ensure(owner=request.user)
@@ -116,7 +117,7 @@ def checkout(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def portal(request: HttpRequest) -> HttpResponse:
+def portal(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Manage billing: off to the Stripe customer portal (card, tier, cancel, invoices)."""
     return _leave_for_portal(request, account_ensure(owner=request.user))
 

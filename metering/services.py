@@ -23,7 +23,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -165,7 +165,7 @@ def _apply(drained: dict[Bucket, list[UsageCount]], result: RollupResult) -> Non
 
 @transaction.atomic
 def quota_credit_grant(
-    *, account: Account, units: int, reason: str, actor: AbstractBaseUser | None
+    *, account: Account, units: int, reason: str, actor: User | None
 ) -> QuotaCredit:
     """Add ``units`` to the account's quota for its current period, effective at once."""
     reason = reason.strip()
@@ -181,7 +181,7 @@ def quota_credit_grant(
         period_start=period_start,
         units=units,
         reason=reason,
-        granted_by=actor if actor is not None and actor.is_authenticated else None,
+        granted_by=actor,
     )
     account_changed_send(account.pk)
     included = account.tier.included_units

@@ -4,7 +4,7 @@ import re
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -16,6 +16,7 @@ from metering.charts import cumulative_chart, daily_chart
 from metering.forms import AlertSettingsForm
 from metering.selectors import usage_summary
 from portal.models import ApiKey
+from portal.principal import AuthenticatedHttpRequest
 from portal.services import account_ensure
 
 # Endpoint names are identifiers declared by the API's views.
@@ -23,7 +24,7 @@ ENDPOINT_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
 
 
 @login_required
-def usage(request: HttpRequest) -> HttpResponse:
+def usage(request: AuthenticatedHttpRequest) -> HttpResponse:
     account = account_ensure(owner=request.user)
     keys = list(ApiKey.objects.filter(account=account).order_by("name", "pk"))
 
@@ -65,7 +66,7 @@ def usage(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def alert_settings(request: HttpRequest) -> HttpResponse:
+def alert_settings(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The developer's choice about the courtesy usage alert emails (below 100 %)."""
     account = account_ensure(owner=request.user)
     form = AlertSettingsForm(request.POST)

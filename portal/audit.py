@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import models
 
 from portal.models import Account, AuditEntry
@@ -35,7 +35,7 @@ def audit_snapshot(obj: models.Model, fields: Iterable[str]) -> dict[str, Any]:
 
 def audit_record(
     *,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     action: str,
     account: Account | None = None,
     target: str = "",
@@ -51,7 +51,7 @@ def audit_record(
     if not target and account is not None:
         target = account.owner.email
     return AuditEntry.objects.create(
-        actor=actor if actor is not None and actor.is_authenticated else None,
+        actor=actor,
         account=account,
         action=action,
         target=target[: AuditEntry._meta.get_field("target").max_length],

@@ -1,5 +1,5 @@
 """Who is asking: what an API request is allowed to do, resolved once from its key and cached
-in-process, and the type of a page request behind ``login_required``.
+in-process, the type of a page request behind ``login_required``, and who acts for a request.
 
 The authentication class builds an ``ApiPrincipal`` from the database on a cold path and keeps
 it for ``API_KEY_CACHE_SECONDS``; the limiter and the views read only this object, so a warm
@@ -54,3 +54,11 @@ class AuthenticatedHttpRequest(HttpRequest):
     recipe); at run time it is never instantiated."""
 
     user: "User"
+
+
+def request_actor(request: HttpRequest) -> "User | None":
+    """Who an action taken for ``request`` is recorded against (the ``actor`` of the services):
+    its signed-in user, or None (the system) for an anonymous one. The admin lets only signed-in
+    staff in, so there it is always the operator, but django-stubs type every request's user as
+    possibly anonymous."""
+    return request.user if request.user.is_authenticated else None

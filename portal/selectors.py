@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
 from billing.models import Tier
@@ -11,7 +11,7 @@ from portal.models import Account, ApiKey
 from portal.principal import ApiPrincipal
 
 
-def account_for_user(user: AbstractBaseUser) -> Account | None:
+def account_for_user(user: User) -> Account | None:
     try:
         return Account.objects.select_related("tier").get(owner=user)
     except Account.DoesNotExist:
@@ -23,7 +23,7 @@ def api_key_list(*, account: Account) -> QuerySet[ApiKey]:
     return ApiKey.objects.filter(account=account).select_related("replaced_by").order_by("-created")
 
 
-def api_key_of_owner(*, owner: AbstractBaseUser, key_id: int) -> ApiKey | None:
+def api_key_of_owner(*, owner: User, key_id: int) -> ApiKey | None:
     """One key, only if ``owner`` holds it; None otherwise (the page answers 404 either way)."""
     return ApiKey.objects.select_related("account").filter(pk=key_id, account__owner=owner).first()
 

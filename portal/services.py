@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Case, DateTimeField, F, Q, Value, When
 from django.utils import timezone
@@ -18,7 +18,7 @@ from portal.signals import account_changed_send
 
 
 @transaction.atomic
-def account_create(*, owner: AbstractBaseUser, name: str = "") -> Account:
+def account_create(*, owner: User, name: str = "") -> Account:
     """The account a developer gets at signup, on the default tier, its period starting now.
 
     The free period starts on a whole minute: usage is counted per minute, and a period that
@@ -32,7 +32,7 @@ def account_create(*, owner: AbstractBaseUser, name: str = "") -> Account:
     return Account.objects.create(owner=owner, name=name, tier=tier_default(), period_start=anchor)
 
 
-def account_ensure(*, owner: AbstractBaseUser) -> Account:
+def account_ensure(*, owner: User) -> Account:
     """The signed-in developer's account (tier loaded), made on first need for a user who never
     signed up: an operator created with ``createsuperuser`` who opens the portal."""
     return account_for_user(owner) or account_create(owner=owner)
@@ -93,9 +93,7 @@ def api_key_create(
 
 
 @transaction.atomic
-def api_key_revoke(
-    *, key: ApiKey, actor: AbstractBaseUser | None = None, reason: str = ""
-) -> ApiKey:
+def api_key_revoke(*, key: ApiKey, actor: User | None = None, reason: str = "") -> ApiKey:
     """Revoke a key; every process refuses it within API_KEY_CACHE_SECONDS. Revoking twice is
     a no-op. An operator revoking someone else's key leaves an audit entry."""
     key = ApiKey.objects.select_for_update().select_related("account__owner").get(pk=key.pk)
@@ -184,9 +182,7 @@ def account_for_update(account: Account) -> Account:
 
 
 @transaction.atomic
-def account_suspend(
-    *, account: Account, actor: AbstractBaseUser | None, reason: str
-) -> AuditEntry | None:
+def account_suspend(*, account: Account, actor: User | None, reason: str) -> AuditEntry | None:
     """Refuse every call with the account's keys (403, with ``reason``) until it is reinstated.
     None: it was already suspended for that same reason."""
     reason = reason.strip()
@@ -213,7 +209,7 @@ def account_suspend(
 
 @transaction.atomic
 def account_reinstate(
-    *, account: Account, actor: AbstractBaseUser | None, reason: str = ""
+    *, account: Account, actor: User | None, reason: str = ""
 ) -> AuditEntry | None:
     """Let a suspended account's keys work again. None: it was not suspended."""
     account = account_for_update(account)
@@ -235,9 +231,7 @@ def account_reinstate(
 
 
 @transaction.atomic
-def account_keys_revoke(
-    *, account: Account, actor: AbstractBaseUser | None, reason: str
-) -> AuditEntry | None:
+def account_keys_revoke(*, account: Account, actor: User | None, reason: str) -> AuditEntry | None:
     """Revoke every key of the account that still works (rolled keys in their grace period
     too). None: it had none."""
     account = account_for_update(account)
@@ -259,7 +253,7 @@ def account_keys_revoke(
 
 @transaction.atomic
 def account_tier_change(
-    *, account: Account, tier: Tier, actor: AbstractBaseUser | None, reason: str = ""
+    *, account: Account, tier: Tier, actor: User | None, reason: str = ""
 ) -> AuditEntry | None:
     """Put the account on ``tier`` (any tier, private ones included); limits, quota and
     endpoints follow at once. None: it was already on it.
@@ -285,9 +279,7 @@ def account_tier_change(
 
 
 @transaction.atomic
-def account_rename(
-    *, account: Account, actor: AbstractBaseUser | None, name: str
-) -> AuditEntry | None:
+def account_rename(*, account: Account, actor: User | None, name: str) -> AuditEntry | None:
     """An operator renames an account (the only field the admin form edits). None: unchanged."""
     account = account_for_update(account)
     name = name.strip()
@@ -307,7 +299,7 @@ def account_rename(
 
 @transaction.atomic
 def api_key_update(
-    *, key: ApiKey, actor: AbstractBaseUser | None, name: str, expires_at: datetime | None
+    *, key: ApiKey, actor: User | None, name: str, expires_at: datetime | None
 ) -> AuditEntry | None:
     """An operator edits a key's name or expiry (``expires_at`` None: it never expires), with
     an audit entry of what changed. None: nothing did. A new expiry reaches every process's key

@@ -1,11 +1,15 @@
 """factory-boy factories for every model the tests touch."""
 
+from datetime import timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import factory
 from allauth.account.models import EmailAddress
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission, User
 from django.utils import timezone
+from djstripe.models import Customer
 
 from billing.models import MeterReport, Tier
 from billing.selectors import tier_default
@@ -15,8 +19,52 @@ from portal.models import Account, ApiKey
 
 PASSWORD = "correct-horse-battery-staple"
 
+ModelT = TypeVar("ModelT")
 
-class UserFactory(factory.django.DjangoModelFactory):
+
+class ModelFactory(factory.django.DjangoModelFactory[ModelT]):
+    """A model factory whose call, ``AccountFactory(...)``, is typed as the model it creates."""
+
+    class Meta:
+        abstract = True
+
+    if TYPE_CHECKING:
+        # factory-boy's metaclass turns the call into ``create()``, but its unannotated
+        # ``__new__`` tells mypy a call returns the factory; mypy wants ``__new__`` to return
+        # the class itself, which is exactly what factory-boy does not do.
+        def __new__(cls, **kwargs: Any) -> ModelT: ...  # type: ignore[misc]
+
+
+if TYPE_CHECKING:
+
+    class IssuedApiKey(ApiKey):
+        """What ``ApiKeyFactory`` returns: a key with its full secret, as shown once."""
+
+        plaintext: str
+
+
+def _verify_email(user: User, create: bool, extracted: bool | None, **kwargs: Any) -> None:
+    """A verified primary address, as allauth leaves it after confirmation.
+
+    ``verified=False`` leaves the user unconfirmed."""
+    user.save()
+    if create and extracted is not False:
+        EmailAddress.objects.create(user=user, email=user.email, primary=True, verified=True)
+
+
+def _grant_permissions(
+    user: User, create: bool, extracted: list[str] | None, **kwargs: Any
+) -> None:
+    if not create or not extracted:
+        return
+    for name in extracted:
+        app_label, codename = name.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+
+
+class UserFactory(ModelFactory[User]):
     class Meta:
         model = get_user_model()
         skip_postgeneration_save = True
@@ -24,15 +72,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     username = factory.Sequence(lambda n: f"dev{n}")
     email = factory.Sequence(lambda n: f"dev{n}@example.com")
     password = factory.PostGenerationMethodCall("set_password", PASSWORD)
-
-    @factory.post_generation
-    def verified(self, create, extracted, **kwargs):
-        """A verified primary address, as allauth leaves it after confirmation.
-
-        ``verified=False`` leaves the user unconfirmed."""
-        self.save()
-        if create and extracted is not False:
-            EmailAddress.objects.create(user=self, email=self.email, primary=True, verified=True)
+    verified = factory.post_generation(_verify_email)
 
 
 class StaffUserFactory(UserFactory):
@@ -42,21 +82,10 @@ class StaffUserFactory(UserFactory):
     username = factory.Sequence(lambda n: f"operator{n}")
     email = factory.Sequence(lambda n: f"operator{n}@example.com")
     is_staff = True
-
-    @factory.post_generation
-    def permissions(self, create, extracted, **kwargs):
-        if not create or not extracted:
-            return
-        from django.contrib.auth.models import Permission
-
-        for name in extracted:
-            app_label, codename = name.split(".")
-            self.user_permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
+    permissions = factory.post_generation(_grant_permissions)
 
 
-class TierFactory(factory.django.DjangoModelFactory):
+class TierFactory(ModelFactory[Tier]):
     class Meta:
         model = Tier
         django_get_or_create = ("slug",)
@@ -83,17 +112,17 @@ class PaidTierFactory(TierFactory):
     support_level = "Email, next business day"
 
 
-class AccountFactory(factory.django.DjangoModelFactory):
+class AccountFactory(ModelFactory[Account]):
     class Meta:
         model = Account
 
     owner = factory.SubFactory(UserFactory)
     tier = factory.LazyFunction(tier_default)
     # Signed up a day ago: usage a test places minutes in the past still falls in this period.
-    period_start = factory.LazyFunction(lambda: timezone.now() - timezone.timedelta(days=1))
+    period_start = factory.LazyFunction(lambda: timezone.now() - timedelta(days=1))
 
 
-class ApiKeyFactory(factory.django.DjangoModelFactory):
+class ApiKeyFactory(ModelFactory["IssuedApiKey"]):
     """An API key; the full key is on ``key.plaintext``, as it is shown once to the developer."""
 
     class Meta:
@@ -111,7 +140,7 @@ class ApiKeyFactory(factory.django.DjangoModelFactory):
         return key
 
 
-class UsageRollupFactory(factory.django.DjangoModelFactory):
+class UsageRollupFactory(ModelFactory[UsageRollup]):
     class Meta:
         model = UsageRollup
 
@@ -123,7 +152,7 @@ class UsageRollupFactory(factory.django.DjangoModelFactory):
     requests = 1
 
 
-class MeterReportFactory(factory.django.DjangoModelFactory):
+class MeterReportFactory(ModelFactory[MeterReport]):
     class Meta:
         model = MeterReport
 
@@ -131,14 +160,14 @@ class MeterReportFactory(factory.django.DjangoModelFactory):
     window_start = factory.LazyFunction(
         lambda: timezone.now().replace(minute=0, second=0, microsecond=0)
     )
-    window_end = factory.LazyAttribute(lambda o: o.window_start + timezone.timedelta(hours=1))
+    window_end = factory.LazyAttribute(lambda o: o.window_start + timedelta(hours=1))
     units = 10
     identifier = factory.Sequence(lambda n: f"mdk-report-{n}")
     event_name = "meterdesk_api_units"
     stripe_customer_id = "cus_test"
 
 
-class UsageAlertFactory(factory.django.DjangoModelFactory):
+class UsageAlertFactory(ModelFactory[UsageAlert]):
     class Meta:
         model = UsageAlert
 
@@ -147,7 +176,7 @@ class UsageAlertFactory(factory.django.DjangoModelFactory):
     threshold = 80
 
 
-class QuotaCreditFactory(factory.django.DjangoModelFactory):
+class QuotaCreditFactory(ModelFactory[QuotaCredit]):
     class Meta:
         model = QuotaCredit
 
@@ -157,11 +186,11 @@ class QuotaCreditFactory(factory.django.DjangoModelFactory):
     reason = "Goodwill after an outage"
 
 
-class StripeCustomerFactory(factory.django.DjangoModelFactory):
+class StripeCustomerFactory(ModelFactory[Customer]):
     """dj-stripe's copy of a Stripe customer; pass ``id`` of one the emulator knows."""
 
     class Meta:
-        model = "djstripe.Customer"
+        model = Customer
 
     id = factory.Sequence(lambda n: f"cus_test{n:06d}")
     livemode = False

@@ -65,6 +65,7 @@ def stripe_subscription_started(account: Account, started: datetime) -> None:
     reads when the subscription started from it."""
     from djstripe.models import Subscription
 
+    assert account.stripe_customer is not None
     Subscription.objects.update_or_create(
         id=account.stripe_subscription_id,
         defaults={
@@ -99,6 +100,7 @@ def stripe_total(emulator, account: Account) -> int:
     from django.conf import settings
 
     account.refresh_from_db()
+    assert account.stripe_customer is not None
     return emulator.meter_event_total(account.stripe_customer.id, settings.STRIPE_METER_EVENT_NAME)
 
 

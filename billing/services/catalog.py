@@ -5,8 +5,9 @@ from dataclasses import dataclass, field
 
 import stripe
 from django.conf import settings
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from djstripe.models import Price, Product
+from stripe.params import PriceCreateParams, ProductCreateParams
 
 from billing import stripe_specs
 from billing.models import Tier
@@ -95,7 +96,10 @@ def _product_ensure(client: stripe.StripeClient, tier: Tier, result: TierSyncRes
             product = as_dict(client.v1.products.update(product_id, params=changes))
             result.updated.append(product_id)
         return product
-    params = {"id": stripe_specs.product_id(tier), **stripe_specs.product_params(tier)}
+    params: ProductCreateParams = {
+        "id": stripe_specs.product_id(tier),
+        **stripe_specs.product_params(tier),
+    }
     if not params["description"]:
         del params["description"]
     product = as_dict(
@@ -137,7 +141,7 @@ def _stored_price_archive(
 
 def _price_ensure(
     client: stripe.StripeClient,
-    params: dict,
+    params: PriceCreateParams,
     stored: Price | None,
     result: TierSyncResult,
 ) -> tuple[dict, list[dict]]:
@@ -178,7 +182,7 @@ def tier_sync_to_stripe(
     *,
     tier: Tier,
     meter_id: str | None = None,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
     client: stripe.StripeClient | None = None,
 ) -> TierSyncResult:
     """Push one tier to Stripe: its Product, a licensed monthly base Price and a metered Price
@@ -258,7 +262,7 @@ def _tier_stripe_ids(tier: Tier) -> dict[str, str]:
 
 
 def tiers_sync_to_stripe(
-    *, tiers: list[Tier] | None = None, actor: AbstractBaseUser | None = None
+    *, tiers: list[Tier] | None = None, actor: User | None = None
 ) -> list[TierSyncResult]:
     """Push every tier (or the given ones) to Stripe with one meter lookup."""
     client = stripe_client()

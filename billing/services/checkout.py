@@ -7,6 +7,7 @@ import stripe
 from django.conf import settings
 from django.urls import reverse
 from djstripe.models import Customer
+from stripe.params.checkout import SessionCreateParamsLineItem
 
 from billing import stripe_specs
 from billing.models import Tier
@@ -47,7 +48,7 @@ def checkout_session_create(*, account: Account, tier: Tier) -> str:
         raise BillingError(f"{tier.name} cannot be bought online.")
     if tier.stripe_metered_price is None or not tier.stripe_metered_price.active:
         raise BillingError(f"{tier.name} is not on sale yet; please try again later.")
-    line_items: list[dict[str, Any]] = []
+    line_items: list[SessionCreateParamsLineItem] = []
     if tier.stripe_base_price is not None:
         line_items.append({"price": tier.stripe_base_price.id, "quantity": 1})
     # A metered price takes no quantity: Stripe bills what the meter reports.

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 from djstripe.models import Invoice, Subscription
@@ -171,7 +171,7 @@ def _billing_snapshot(account: Account) -> dict[str, Any]:
 
 
 def accounts_stripe_resync(
-    *, accounts: Iterable[Account], actor: AbstractBaseUser | None
+    *, accounts: Iterable[Account], actor: User | None
 ) -> dict[int, AuditEntry]:
     """Re-read these accounts' subscriptions from Stripe (billing's reconcile, limited to
     them) and record, per account, its billing state before and after, changed or not: the

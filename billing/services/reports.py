@@ -23,11 +23,12 @@ from datetime import UTC, datetime, timedelta
 
 import stripe
 from django.conf import settings
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.db.models import F, Max, Min, OuterRef, Q, Subquery
 from django.utils import timezone
 from djstripe.models import Customer, Subscription
+from stripe.params.billing import MeterEventCreateParams
 
 from billing.models import MeterReport
 from billing.stripe_api import stripe_client
@@ -380,7 +381,7 @@ def usage_report_send(
         return _send(report, client or stripe_client())
 
 
-def usage_report_resend(*, report_id: int, actor: AbstractBaseUser | None) -> MeterReport:
+def usage_report_resend(*, report_id: int, actor: User | None) -> MeterReport:
     """An operator's re-send from the admin (see ``usage_report_send``), in the audit log."""
     before = MeterReport.objects.get(pk=report_id)
     report = usage_report_send(report_id=report_id, operator=True)
@@ -396,7 +397,7 @@ def usage_report_resend(*, report_id: int, actor: AbstractBaseUser | None) -> Me
 
 
 def _send(report: MeterReport, client: stripe.StripeClient) -> MeterReport:
-    params = {
+    params: MeterEventCreateParams = {
         "event_name": report.event_name,
         "identifier": report.identifier,
         "payload": {"stripe_customer_id": report.stripe_customer_id, "value": str(report.units)},
@@ -536,9 +537,7 @@ def usage_report_run(
     return result
 
 
-def account_meter_reports_resend(
-    *, account: Account, actor: AbstractBaseUser | None
-) -> AuditEntry | None:
+def account_meter_reports_resend(*, account: Account, actor: User | None) -> AuditEntry | None:
     """Send the account's failed and stale usage reports to Stripe again, oldest first, with
     their own identifiers (Stripe counts a report it already has once). None: there were none.
 

@@ -4,7 +4,7 @@ subscription, and what each Stripe event means for it (billing.webhooks hands th
 import logging
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, Literal, get_args
 
 from django.conf import settings
 from django.db import transaction
@@ -26,8 +26,9 @@ from portal.signals import account_changed_send
 
 logger = logging.getLogger(__name__)
 
-# The events that change an account (billing.webhooks hands them to stripe_event_apply).
-ACCOUNT_EVENTS = [
+# The events that change an account (billing.webhooks hands them to stripe_event_apply). A
+# Literal, as the SDK's params name Stripe's events, so a misspelt one is a type error.
+AccountEvent = Literal[
     "checkout.session.completed",
     "customer.subscription.created",
     "customer.subscription.updated",
@@ -35,6 +36,7 @@ ACCOUNT_EVENTS = [
     "invoice.paid",
     "invoice.payment_failed",
 ]
+ACCOUNT_EVENTS: list[AccountEvent] = list(get_args(AccountEvent))
 
 # Stripe's subscription statuses as the account records them.
 _PAYMENT_STATUS = {
@@ -156,7 +158,7 @@ def account_subscription_apply(
                 account.tier = paid_tier
         elif state.status in PAYMENT_DUE:
             grace_started = account.grace_until is None
-            if grace_started:
+            if account.grace_until is None:
                 account.grace_until = now + timedelta(days=settings.BILLING_GRACE_DAYS)
             if account.grace_until > now and account.subscribed_tier is not None:
                 account.tier = account.subscribed_tier
@@ -180,9 +182,8 @@ def _subscription_fetch(subscription_id: str) -> dict[str, Any]:
 def _account_for(state: SubscriptionState, fallback_id: str | int | None = None) -> Account | None:
     account = account_for_stripe_customer(state.customer_id)
     if account is None:
-        account_id = state.account_id or (
-            int(fallback_id) if str(fallback_id or "").isdigit() else None
-        )
+        fallback = str(fallback_id or "")
+        account_id = state.account_id or (int(fallback) if fallback.isdigit() else None)
         account = Account.objects.filter(pk=account_id).first() if account_id else None
     return account
 

@@ -3,21 +3,22 @@ signing secret)."""
 
 import logging
 import uuid
+from typing import Literal, get_args
 
 import stripe
 from django.conf import settings
 from django.urls import reverse
 from djstripe.models import WebhookEndpoint
 
-from billing.services.subscriptions import ACCOUNT_EVENTS
+from billing.services.subscriptions import AccountEvent
 from billing.stripe_api import as_dict, is_missing, stripe_client
 
 logger = logging.getLogger(__name__)
 
 # The events the portal's webhook endpoint subscribes to: those that change an account, and the
 # ones that keep dj-stripe's copies (invoices on the billing page, products, prices) fresh.
-WEBHOOK_EVENTS = [
-    *ACCOUNT_EVENTS,
+WebhookEvent = Literal[
+    AccountEvent,
     "invoice.created",
     "invoice.finalized",
     "invoice.payment_succeeded",
@@ -27,6 +28,7 @@ WEBHOOK_EVENTS = [
     "price.created",
     "price.updated",
 ]
+WEBHOOK_EVENTS: list[WebhookEvent] = list(get_args(WebhookEvent))
 
 
 def webhook_endpoint_ensure(*, base_url: str | None = None) -> tuple[WebhookEndpoint, bool]:
@@ -52,9 +54,11 @@ def webhook_endpoint_ensure(*, base_url: str | None = None) -> tuple[WebhookEndp
         if remote["url"] == endpoint.url and remote["status"] == "enabled" and endpoint.secret:
             missing = set(WEBHOOK_EVENTS) - set(remote["enabled_events"])
             if missing and "*" not in remote["enabled_events"]:
+                # A new list: the SDK's params want a list of any of Stripe's events, which a
+                # list of only ours is not (a list's item type is fixed).
                 remote = as_dict(
                     client.v1.webhook_endpoints.update(
-                        endpoint.id, params={"enabled_events": WEBHOOK_EVENTS}
+                        endpoint.id, params={"enabled_events": [*WEBHOOK_EVENTS]}
                     )
                 )
                 remote["secret"] = endpoint.secret

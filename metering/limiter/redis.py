@@ -19,6 +19,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
+from redis.typing import EncodableT
 
 from metering.limiter.base import (
     MICROS,
@@ -116,7 +117,7 @@ class RedisLimiter(Limiter):
             self._key(account_id, "m"),
             self._key(account_id, "ver"),
         ]
-        args = [
+        args: list[EncodableT] = [
             cost,
             policy.interval_us,
             policy.burst,
@@ -163,7 +164,7 @@ class RedisLimiter(Limiter):
             self._key(account_id, f"q:{decision.policy.period_key}"),
             self._key(account_id, f"u:{decision.minute}"),
         ]
-        args = [
+        args: list[EncodableT] = [
             decision.cost,
             decision.policy.interval_us,
             usage_field("u", decision.key_id, decision.endpoint),
@@ -186,7 +187,7 @@ class RedisLimiter(Limiter):
         pipe = self.batch_client.pipeline(transaction=False)
         for key in index_keys:
             pipe.smembers(key)
-        buckets = []
+        buckets: list[Bucket] = []
         for key, minutes in zip(index_keys, pipe.execute(), strict=True):
             account_id = int(key[key.index("{acct:") + 6 : key.index("}")])
             buckets.extend(

@@ -25,6 +25,7 @@ from portal.admin.account_actions import ACCOUNT_ACTIONS
 from portal.admin.actions import admin_action
 from portal.admin.api_keys import WholeKeySearchAdmin
 from portal.models import Account, ApiKey
+from portal.principal import request_actor
 from portal.services import account_rename
 
 
@@ -70,7 +71,7 @@ class ApiKeyInline(ReadOnlyInline):
     model = ApiKey
     fk_name = "account"
     # Never the secret's hash: it is of no use to an operator and should not be copied about.
-    fields = ["name", "prefix", "status", "created", "last_used", "expires_at", "revoked_at"]
+    fields = ("name", "prefix", "status", "created", "last_used", "expires_at", "revoked_at")
     readonly_fields = fields
     ordering = ["-created"]
     recent_rows = 50
@@ -79,7 +80,7 @@ class ApiKeyInline(ReadOnlyInline):
 
 class QuotaCreditInline(ReadOnlyInline):
     model = QuotaCredit
-    fields = ["period_start", "units", "reason", "granted_by", "created"]
+    fields = ("period_start", "units", "reason", "granted_by", "created")
     readonly_fields = fields
     ordering = ["-created"]
     recent_rows = 20
@@ -88,7 +89,7 @@ class QuotaCreditInline(ReadOnlyInline):
 
 class MeterReportInline(ReadOnlyInline):
     model = MeterReport
-    fields = ["window_start", "window_end", "units", "status", "attempts", "last_error", "sent_at"]
+    fields = ("window_start", "window_end", "units", "status", "attempts", "last_error", "sent_at")
     readonly_fields = fields
     ordering = ["-window_start"]
     recent_rows = 20
@@ -249,7 +250,9 @@ class AccountAdmin(WholeKeySearchAdmin):
     def save_model(self, request: HttpRequest, obj: Account, form: Any, change: bool) -> None:
         # Only the name is editable here; it is saved (and audited) by the service.
         if change and "name" in form.changed_data:
-            account_rename(account=obj, actor=request.user, name=form.cleaned_data["name"])
+            account_rename(
+                account=obj, actor=request_actor(request), name=form.cleaned_data["name"]
+            )
 
 
 def _usage_text(usage: PeriodUsage) -> str:

@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from portal.models import Account
+from portal.principal import request_actor
 from portal.services import AccountActionError
 
 logger = logging.getLogger(__name__)
@@ -122,12 +123,13 @@ def _apply(
 ) -> None:
     accounts = list(queryset.select_related("owner", "tier").order_by("pk"))
     done = action.done.format(**data)
+    actor = request_actor(request)
     # Account id -> the service's result; an account a batch service leaves out is unchanged.
     results: dict[int, Any] = {}
     failures: dict[int, str] = {}
     if action.batch:
         try:
-            results = action.service(accounts=accounts, actor=request.user, **data)
+            results = action.service(accounts=accounts, actor=actor, **data)
         except action.errors as error:
             logger.warning("%s failed: %s", action.label, error)
             model_admin.message_user(request, f"{action.label} failed: {error}", messages.ERROR)
@@ -136,7 +138,7 @@ def _apply(
         # Each account on its own: one failure does not undo the others.
         for account in accounts:
             try:
-                results[account.pk] = action.service(account=account, actor=request.user, **data)
+                results[account.pk] = action.service(account=account, actor=actor, **data)
             except action.errors as error:
                 logger.warning("%s failed for account %s: %s", done, account.pk, error)
                 failures[account.pk] = f"{account.owner.email}: {error}"

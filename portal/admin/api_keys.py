@@ -10,7 +10,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from portal.keys.format import split_key
-from portal.models import ApiKey
+from portal.models import ApiKey, ApiKeyQuerySet
+from portal.principal import request_actor
 from portal.services import api_key_revoke, api_key_update
 
 # What an operator may edit on a key; the service saves it, audits it and tells the key cache.
@@ -38,6 +39,8 @@ class ApiKeyStatusFilter(admin.SimpleListFilter):
         return [("usable", "Usable"), ("revoked", "Revoked"), ("expired", "Expired")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> QuerySet[ApiKey]:
+        # The admin's rows come from ApiKey.objects, so they have its filters (usable()).
+        assert isinstance(queryset, ApiKeyQuerySet)
         now = timezone.now()
         if self.value() == "usable":
             return queryset.usable(now)
@@ -61,7 +64,7 @@ class ApiKeyAdmin(WholeKeySearchAdmin):
     # A prefix (or a whole key pasted from a leak report) is matched from its start: indexed.
     search_fields = ["^prefix", "name", "account__owner__email"]
     search_help_text = "Key prefix (or a whole key), key name or the account owner's email."
-    fields = [
+    fields = (
         "prefix",
         "name",
         "account",
@@ -71,8 +74,8 @@ class ApiKeyAdmin(WholeKeySearchAdmin):
         "expires_at",
         "revoked_at",
         "replaced_by",
-    ]
-    readonly_fields = [field for field in fields if field not in EDITABLE_KEY_FIELDS]
+    )
+    readonly_fields = tuple(field for field in fields if field not in EDITABLE_KEY_FIELDS)
     actions = ["revoke_selected"]
     ordering = ["-created"]
 
@@ -91,7 +94,7 @@ class ApiKeyAdmin(WholeKeySearchAdmin):
         # Keys are never added here, so this is always an edit.
         api_key_update(
             key=obj,
-            actor=request.user,
+            actor=request_actor(request),
             name=form.cleaned_data["name"],
             expires_at=form.cleaned_data["expires_at"],
         )
@@ -100,7 +103,7 @@ class ApiKeyAdmin(WholeKeySearchAdmin):
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         revoked = 0
         for key in queryset.filter(revoked_at__isnull=True):
-            api_key_revoke(key=key, actor=request.user, reason="Revoked from the admin")
+            api_key_revoke(key=key, actor=request_actor(request), reason="Revoked from the admin")
             revoked += 1
         self.message_user(
             request,

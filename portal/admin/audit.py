@@ -21,7 +21,7 @@ class AuditEntryAdmin(admin.ModelAdmin):
     search_help_text = "Account email, target (email, key prefix) or the operator's email."
     list_select_related = ["actor", "account__owner"]
     date_hierarchy = "created"
-    fields = ["created", "actor", "action", "account", "target", "reason", "changes"]
+    fields = ("created", "actor", "action", "account", "target", "reason", "changes")
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -45,6 +45,7 @@ def test_push_to_stripe_from_the_changelist(admin_client, stripe_api):
     )
 
     pro.refresh_from_db()
+    assert pro.stripe_product is not None
     assert pro.stripe_product.id == "meterdesk_tier_pro"
     # (the admin capitalises messages)
     assert "Pro: created meterdesk_tier_pro" in response.content.decode()
@@ -116,6 +117,7 @@ def test_the_change_form_shows_stripe_ids_read_only_and_asks_for_a_push_after_a_
     pro.refresh_from_db()
 
     form = admin_client.get(f"{CHANGELIST}{pro.pk}/change/").content.decode()
+    assert pro.stripe_base_price is not None
     assert pro.stripe_base_price.id in form
     assert 'name="stripe_base_price"' not in form
 

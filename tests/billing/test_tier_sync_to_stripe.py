@@ -31,6 +31,8 @@ def test_a_paid_tier_gets_a_product_a_base_price_and_a_metered_price_on_the_mete
 
     tier.refresh_from_db()
     assert result.changed
+    assert tier.stripe_product is not None
+    assert tier.stripe_base_price is not None and tier.stripe_metered_price is not None
     product = stripe_client.v1.products.retrieve(tier.stripe_product.id)
     assert (product.name, product.metadata["meterdesk_tier"]) == ("Pro", "pro")
     base = stripe_client.v1.prices.retrieve(tier.stripe_base_price.id)
@@ -96,6 +98,7 @@ def test_a_price_change_creates_a_new_price_and_archives_the_old_one(stripe_api,
     tier = PaidTierFactory(slug="pro", base_price_cents=2900)
     tier_sync_to_stripe(tier=tier)
     tier.refresh_from_db()
+    assert tier.stripe_base_price is not None and tier.stripe_metered_price is not None
     old_base, old_metered = tier.stripe_base_price.id, tier.stripe_metered_price.id
 
     tier.base_price_cents = 3900
@@ -114,6 +117,7 @@ def test_a_price_change_creates_a_new_price_and_archives_the_old_one(stripe_api,
     found = stripe_client.v1.prices.list(params={"lookup_keys": ["meterdesk_pro_base"]})
     assert [p.id for p in found.data] == [tier.stripe_base_price.id]
     entry = AuditEntry.objects.filter(action="tier.sync_to_stripe").first()
+    assert entry is not None
     assert entry.before["base_price"] == old_base
     assert entry.after["base_price"] == tier.stripe_base_price.id
 
@@ -123,6 +127,7 @@ def test_an_overage_change_replaces_only_the_metered_price(stripe_api, stripe_cl
     tier = PaidTierFactory(slug="pro", overage_unit_price_cents=Decimal("0.05"))
     tier_sync_to_stripe(tier=tier)
     tier.refresh_from_db()
+    assert tier.stripe_base_price is not None and tier.stripe_metered_price is not None
     old_base, old_metered = tier.stripe_base_price.id, tier.stripe_metered_price.id
 
     tier.overage_unit_price_cents = Decimal("0.04")
@@ -148,6 +153,7 @@ def test_a_block_tier_bills_nothing_past_its_included_units(stripe_api, stripe_c
     tier_sync_to_stripe(tier=tier)
 
     tier.refresh_from_db()
+    assert tier.stripe_metered_price is not None
     metered = stripe_client.v1.prices.retrieve(
         tier.stripe_metered_price.id, params={"expand": ["tiers"]}
     )
@@ -175,6 +181,7 @@ def test_a_paid_tier_made_free_can_no_longer_be_bought(stripe_api, stripe_client
     tier = PaidTierFactory(slug="pro")
     tier_sync_to_stripe(tier=tier)
     tier.refresh_from_db()
+    assert tier.stripe_base_price is not None and tier.stripe_metered_price is not None
     base, metered = tier.stripe_base_price.id, tier.stripe_metered_price.id
 
     tier.base_price_cents = 0
@@ -193,6 +200,7 @@ def test_a_renamed_tier_updates_its_product_in_place(stripe_api, stripe_client):
     tier = PaidTierFactory(slug="pro", name="Pro")
     tier_sync_to_stripe(tier=tier)
     tier.refresh_from_db()
+    assert tier.stripe_product is not None
     product_id = tier.stripe_product.id
 
     tier.name = "Professional"
@@ -216,5 +224,6 @@ def test_a_stripe_account_that_lost_everything_is_filled_again(stripe_api, strip
 
     tier.refresh_from_db()
     assert result.created
+    assert tier.stripe_base_price is not None
     assert stripe_client.v1.prices.retrieve(tier.stripe_base_price.id).active is True
     assert stripe_client.v1.billing.meters.retrieve(tier.stripe_meter_id).status == "active"

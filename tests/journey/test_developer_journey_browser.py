@@ -83,7 +83,9 @@ def test_sign_up_use_run_out_upgrade_and_pay_for_what_was_used(
     page.fill("input[name=password2]", PASSWORD)
     page.get_by_role("button", name=re.compile("Sign Up", re.I)).click()
     page.wait_for_url(re.compile(r"/accounts/confirm-email/"))
-    link = re.search(r"https?://\S+/accounts/confirm-email/\S+/", mail.outbox[-1].body).group(0)
+    found = re.search(r"https?://\S+/accounts/confirm-email/\S+/", str(mail.outbox[-1].body))
+    assert found is not None
+    link = found.group(0)
     page.goto(re.sub(r"^https?://[^/]+", portal, link))
     page.get_by_role("button", name=re.compile("Confirm", re.I)).click()
     page.wait_for_url(re.compile(r"/dashboard/"))
@@ -157,6 +159,7 @@ def test_sign_up_use_run_out_upgrade_and_pay_for_what_was_used(
     usage_report_run(now=two_hours_later)
     reported = sum(r.units for r in MeterReport.objects.filter(account=account, status="sent"))
     assert reported == 25
+    assert account.stripe_customer is not None
     customer_id = account.stripe_customer.id
     assert stripe_api.meter_event_total(customer_id, tier_default().stripe_meter_id) == 25
 
@@ -165,6 +168,7 @@ def test_sign_up_use_run_out_upgrade_and_pay_for_what_was_used(
     assert stripe_api.wait_for_webhooks(timeout=20)
     metered_cents = int((reported - PRO_INCLUDED) * PRO_UNIT_CENTS)
     closing = Invoice.objects.filter(customer__id=customer_id).order_by("-created").first()
+    assert closing is not None
     assert closing.total == 2900 + metered_cents
     # Stripe's own invoice: one line for the metered price, all 25 units, 15 of them paid for.
     lines = stripe_client().v1.invoices.line_items.list(closing.id).data

@@ -8,6 +8,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from metering.limiter import get_limiter
+from metering.limiter.redis import RedisLimiter
 from metering.receivers import account_version_publish
 from portal.models import Account, ApiKey
 from tests.factories import AccountFactory, ApiKeyFactory, TierFactory
@@ -80,7 +81,10 @@ def test_a_late_publisher_never_lowers_the_published_version():
     changed_elsewhere(account.pk)
     changed_elsewhere(account.pk)
     limiter = get_limiter()
+    assert isinstance(limiter, RedisLimiter)
 
     limiter.publish_version(account.pk, 1, ttl=60)  # a slow process, publishing an old change
 
-    assert int(limiter.client.get(limiter._key(account.pk, "ver"))) == 3
+    published = limiter.client.get(limiter._key(account.pk, "ver"))
+    assert published is not None
+    assert int(published) == 3

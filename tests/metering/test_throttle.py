@@ -3,6 +3,7 @@ give-back of non-billable outcomes, and refusals that never reach the counters."
 
 import math
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -134,11 +135,12 @@ def test_units_of_a_failed_call_are_given_back_once(api_key, call, path, status,
     limiter = get_limiter()
     given_back: list[Decision] = []
     original = limiter.give_back
-    monkeypatch.setattr(
-        limiter,
-        "give_back",
-        lambda decision, **kw: given_back.append(decision) or original(decision, **kw),
-    )
+
+    def give_back(decision: Decision, **kw: Any) -> bool:
+        given_back.append(decision)
+        return original(decision, **kw)
+
+    monkeypatch.setattr(limiter, "give_back", give_back)
     before = call(key, "/v1/test/lookup")
 
     failed = call(key, path)

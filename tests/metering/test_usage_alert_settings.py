@@ -64,4 +64,6 @@ def test_signed_out_visitors_are_sent_to_log_in(client):
 
 
 def checkbox(page: str) -> str:
-    return re.search(r'<input type="checkbox" name="courtesy_alerts"[^>]*>', page).group(0)
+    found = re.search(r'<input type="checkbox" name="courtesy_alerts"[^>]*>', page)
+    assert found is not None
+    return found.group(0)

@@ -167,8 +167,10 @@ def test_the_email_says_usage_quota_overage_price_and_where_to_upgrade(settings)
     usage_alerts_run()
 
     [last] = mail.outbox
+    assert isinstance(last, EmailMultiAlternatives)
     text = last.body
     html = last.alternatives[0][0]
+    assert isinstance(html, str)
     assert "125%" in last.subject
     assert "12,500 of the 10,000" in text
     assert "$0.50 per 1,000 units" in text

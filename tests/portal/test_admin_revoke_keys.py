@@ -1,5 +1,7 @@
 """Admin action: revoke every working key of the selected accounts."""
 
+from datetime import timedelta
+
 import pytest
 from django.utils import timezone
 
@@ -12,7 +14,7 @@ from tests.portal.admin_actions import api_get, apply_action, messages_of, run_a
 def test_revoke_keys_stops_every_working_key_with_one_audit_entry(admin_client, admin_user, client):
     account = AccountFactory()
     first, second = ApiKeyFactory.create_batch(2, account=account)
-    earlier = timezone.now() - timezone.timedelta(days=3)
+    earlier = timezone.now() - timedelta(days=3)
     already_revoked = ApiKeyFactory(account=account, revoked_at=earlier)
     other = ApiKeyFactory()
     assert api_get(client, first.plaintext).status_code == 200  # cached now
@@ -42,7 +44,7 @@ def test_a_rolled_key_in_its_grace_period_is_revoked_too(admin_client, client):
     account = AccountFactory()
     new = ApiKeyFactory(account=account)
     rolled = ApiKeyFactory(
-        account=account, replaced_by=new, expires_at=timezone.now() + timezone.timedelta(hours=1)
+        account=account, replaced_by=new, expires_at=timezone.now() + timedelta(hours=1)
     )
 
     run_action(admin_client, "revoke_keys", [account], reason="Compromised")

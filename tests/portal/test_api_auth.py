@@ -1,5 +1,7 @@
 """Authenticating API calls with a key: ApiKeyAuthentication on /v1/me."""
 
+from datetime import timedelta
+
 import pytest
 from django.utils import timezone
 
@@ -93,7 +95,7 @@ def test_right_prefix_wrong_secret_is_401_unknown(client, api_key):
 
 @pytest.mark.django_db
 def test_expired_key_is_401_expired(client, account):
-    key = ApiKeyFactory(account=account, expires_at=timezone.now() - timezone.timedelta(seconds=1))
+    key = ApiKeyFactory(account=account, expires_at=timezone.now() - timedelta(seconds=1))
 
     assert_unauthenticated(client.get(ME, HTTP_X_API_KEY=key.plaintext), "expired")
 
@@ -140,7 +142,9 @@ def test_request_user_is_the_key_not_a_user_row(rf, api_key):
     from portal.api.authentication import ApiKeyAuthentication, ApiKeyUser
 
     request = rf.get(ME, HTTP_AUTHORIZATION=f"Bearer {api_key.plaintext}")
-    user, principal = ApiKeyAuthentication().authenticate(request)
+    authenticated = ApiKeyAuthentication().authenticate(request)
+    assert authenticated is not None
+    user, principal = authenticated
 
     assert isinstance(user, ApiKeyUser)
     assert user.is_authenticated

@@ -1,5 +1,7 @@
 """The API key admin: operators see keys (never hashes) and revoke them through the service."""
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
@@ -72,7 +74,7 @@ def test_revoke_action_revokes_audits_and_invalidates(admin_client, api_key, acc
 @pytest.mark.django_db
 def test_editing_the_expiry_reaches_the_key_cache(admin_client, api_key, account):
     key_cache.resolve(api_key.plaintext)
-    past = timezone.now() - timezone.timedelta(minutes=1)
+    past = timezone.now() - timedelta(minutes=1)
 
     response = admin_client.post(
         reverse("admin:portal_apikey_change", args=[api_key.pk]),

@@ -1,5 +1,7 @@
 """The in-process key cache and its invalidation (portal.keys.cache)."""
 
+from datetime import timedelta
+
 import pytest
 from django.utils import timezone
 
@@ -115,7 +117,7 @@ def test_unknown_prefixes_are_not_cached(db):
 
 @pytest.mark.django_db
 def test_a_cached_key_stops_at_its_expiry_whatever_the_ttl(account, clock):
-    expires = timezone.now() + timezone.timedelta(minutes=1)
+    expires = timezone.now() + timedelta(minutes=1)
     key = ApiKeyFactory(account=account, expires_at=expires)
     cache = KeyCache(ttl=3600, clock=clock)
     cache.resolve(key.plaintext)

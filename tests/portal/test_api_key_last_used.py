@@ -25,6 +25,7 @@ def test_a_call_records_the_key_and_a_flush_writes_it_in_one_update(
         assert api_key_flush_last_used() == 1
 
     api_key.refresh_from_db()
+    assert api_key.last_used is not None
     assert before - timedelta(seconds=1) <= api_key.last_used <= timezone.now()
 
 

@@ -59,6 +59,7 @@ def test_the_new_key_keeps_the_old_keys_expiry_date(account):
 
     key.refresh_from_db()
     assert new_key.expires_at == expires
+    assert key.expires_at is not None
     assert key.expires_at < expires
 
 

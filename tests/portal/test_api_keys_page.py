@@ -1,5 +1,7 @@
 """The API keys list page."""
 
+from datetime import timedelta
+
 import pytest
 from django.utils import timezone
 
@@ -11,7 +13,7 @@ def test_lists_the_accounts_keys_with_their_status(owner_client, account):
     now = timezone.now()
     ApiKeyFactory(account=account, name="active one", last_used=now)
     ApiKeyFactory(account=account, name="revoked one", revoked_at=now)
-    ApiKeyFactory(account=account, name="expired one", expires_at=now - timezone.timedelta(days=1))
+    ApiKeyFactory(account=account, name="expired one", expires_at=now - timedelta(days=1))
 
     page = owner_client.get("/keys/").content.decode()
 

@@ -1,5 +1,7 @@
 """GET /v1/me: the calling key, its account, tier and limits (free, any tier)."""
 
+from datetime import timedelta
+
 import pytest
 from django.utils import timezone
 
@@ -8,7 +10,7 @@ from tests.factories import ApiKeyFactory, QuotaCreditFactory
 
 @pytest.mark.django_db
 def test_me_describes_key_account_tier_and_limits(client, account):
-    expires = timezone.now() + timezone.timedelta(days=3)
+    expires = timezone.now() + timedelta(days=3)
     key = ApiKeyFactory(account=account, expires_at=expires)
     QuotaCreditFactory(account=account, units=50)
     tier = account.tier

@@ -177,10 +177,10 @@ def test_a_throttle_refusal_keeps_its_members_and_rounds_retry_after_up(rf):
 def test_extension_members_never_replace_the_standard_ones(rf):
     from rest_framework.exceptions import PermissionDenied
 
-    exc = PermissionDenied("no")
-    exc.problem_extra = {"status": 200, "detail": "fine", "hint": "ask"}
+    class ClashingMembers(PermissionDenied):
+        problem_extra = {"status": 200, "detail": "fine", "hint": "ask"}
 
-    body = handle(exc, rf).data
+    body = handle(ClashingMembers("no"), rf).data
 
     assert body["status"] == 403
     assert body["detail"] == "no"

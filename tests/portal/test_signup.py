@@ -26,7 +26,7 @@ def test_signup_creates_account_on_default_tier_and_sends_confirmation(client):
     assert Account.objects.get(owner=user).tier.is_default
     assert not EmailAddress.objects.get(user=user).verified
     assert len(mail.outbox) == 1
-    assert re.search(r"/accounts/confirm-email/\S+/", mail.outbox[0].body)
+    assert re.search(r"/accounts/confirm-email/\S+/", str(mail.outbox[0].body))
 
 
 @pytest.mark.django_db

@@ -20,7 +20,9 @@ def test_developer_signs_up_confirms_logs_in_and_sees_the_dashboard(live_server,
 
     [message] = mail.outbox
     assert message.to == ["ada@example.com"]
-    link = re.search(r"https?://\S+/accounts/confirm-email/\S+/", message.body).group(0)
+    found = re.search(r"https?://\S+/accounts/confirm-email/\S+/", str(message.body))
+    assert found is not None
+    link = found.group(0)
     page.goto(re.sub(r"^https?://[^/]+", live_server.url, link))
     page.get_by_role("button", name=re.compile("Confirm", re.I)).click()
 
