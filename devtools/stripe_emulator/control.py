@@ -8,6 +8,7 @@ import json
 from .billing import clock_advance, usage_total
 from .errors import StripeError
 from .forms import decode
+from .resources.portal import default_configuration_save
 from .state import State
 
 # ----- operations --------------------------------------------------------------------------------
@@ -25,6 +26,7 @@ def advance_clock(state: State, seconds: int | None = None, to: int | None = Non
         if target < now:
             raise ValueError("the emulator clock only moves forward")
         clock_advance(state, target)
+        state.persist()
         return {"now": state.store.now()}
 
 
@@ -35,7 +37,19 @@ def set_card_declines(state: State, customer_id: str, decline: bool = True) -> d
             state.store.declining_customers.add(customer_id)
         else:
             state.store.declining_customers.discard(customer_id)
+        state.persist()
     return {"customer": customer_id, "decline": decline}
+
+
+def save_portal_defaults(state: State, params: dict) -> dict:
+    """Stand-in for saving the customer portal settings in the Dashboard: creates (or updates)
+    the default configuration that sessions without `configuration` use. `params` take the
+    shape of `POST /v1/billing_portal/configurations` (features, business_profile,
+    default_return_url, name)."""
+    with state.store.lock:
+        configuration = default_configuration_save(state, params)
+        state.persist()
+        return state.store.render(configuration)
 
 
 def request_count(state: State, path_prefix: str = "", method: str | None = None) -> int:
@@ -71,6 +85,9 @@ def stats(state: State) -> dict:
             "requests": dict(store.request_counts),
             "meter_events": len(store.meter_events),
             "meter_event_errors": list(store.meter_event_errors),
+            "thin_events": len(store.all("v2.core.event")),
+            "draft_invoices": [i["id"] for i in store.all("invoice") if i["status"] == "draft"],
+            "state_file": str(state.state_file) if state.state_file else None,
             "pending_webhooks": len(state.webhooks.pending),
             "webhook_mode": state.webhooks.mode,
             "webhook_attempts": list(state.webhooks.attempt_log),
@@ -154,6 +171,8 @@ def dispatch(state: State, method: str, path: str, query: str, raw: bytes, handl
             return 200, {"path_prefix": prefix, "count": request_count(state, prefix)}
         if route == ("GET", "/_emulator/meter_event_total"):
             return 200, {"total": meter_event_total(state, body["customer"], body["meter"])}
+        if route == ("POST", "/_emulator/billing_portal/default"):
+            return 200, save_portal_defaults(state, body)
         if route == ("POST", "/_emulator/webhooks/mode"):
             state.webhooks.set_mode(body["mode"])
             return 200, {"mode": state.webhooks.mode}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 
 from . import control
 from .server import EmulatorServer
@@ -11,10 +12,16 @@ from .state import State
 from .webhooks import Sender
 
 DEFAULT_PORT = 12111
+STATE_FILE_ENV = "STRIPE_EMULATOR_STATE_FILE"
 
 
 def default_port() -> int:
     return int(os.environ.get("STRIPE_EMULATOR_PORT", DEFAULT_PORT))
+
+
+def default_state_file() -> str | None:
+    """`STRIPE_EMULATOR_STATE_FILE`, if set (the CLI's default for --state-file)."""
+    return os.environ.get(STATE_FILE_ENV) or None
 
 
 class Emulator:
@@ -22,6 +29,9 @@ class Emulator:
 
     >>> emu = Emulator(port=0).start()
     >>> stripe.StripeClient("sk_test_x", base_addresses={"api": emu.url})
+
+    With `state_file`, the whole state is loaded from that JSON file at start (if it exists) and
+    saved to it after every change; without (the default), it lives in memory only.
     """
 
     def __init__(
@@ -30,10 +40,13 @@ class Emulator:
         port: int | None = None,
         webhook_mode: str = "http",
         retry_delays=(0.2, 0.5, 1.0),
+        state_file: str | Path | None = None,
     ) -> None:
         self.host = host
         self.port = default_port() if port is None else port
-        self.state = State(webhook_mode=webhook_mode, retry_delays=retry_delays)
+        self.state = State(
+            webhook_mode=webhook_mode, retry_delays=retry_delays, state_file=state_file
+        )
         self._server: EmulatorServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -105,6 +118,22 @@ class Emulator:
 
     def stats(self) -> dict:
         return control.stats(self.state)
+
+    def save_portal_defaults(self, **params) -> dict:
+        """Save the customer portal's default configuration, as the Dashboard does (the API
+        cannot create a default one). `params` as for POST /v1/billing_portal/configurations:
+        features={...}, business_profile={...}, default_return_url=..."""
+        return control.save_portal_defaults(self.state, params)
+
+    def thin_events(self, type: str | None = None) -> list[dict]:
+        """v2 thin events (`GET /v2/core/events/{id}` shapes), newest first."""
+        with self.state.store.lock:
+            store = self.state.store
+            return [
+                store.render(e)
+                for e in store.all("v2.core.event")
+                if type is None or e["type"] == type
+            ]
 
     # ----- webhooks ----------------------------------------------------------------------------
 

@@ -1,6 +1,17 @@
 """Fault injection: make chosen requests fail or hang, to prove clients neither lose nor double
 count anything. Rules match a path prefix; each fires for its next `count` requests, or for a
-`fraction` of them drawn from a seeded RNG so a flaky run can be replayed."""
+`fraction` of them drawn from a seeded RNG so a flaky run can be replayed.
+
+Where a fault strikes follows Stripe's layers (see server.py):
+- a 4xx status (429...) comes from in front of the idempotency layer, like Stripe's rate limiter:
+  nothing is saved under the request's Idempotency-Key, a retry with the same key runs anew;
+- a 5xx status is a failure once the endpoint began executing: with an Idempotency-Key, Stripe
+  saves that 500 and replays it to every retry with the same key for 24 hours. `apply=False`
+  (the default) rolls back whatever the request did; `apply=True` keeps it (the work was done,
+  the answer was lost in a 500). A request that fails parameter validation still gets its 400;
+- a `delay` without `apply` is a request lost before it reached Stripe (the client times out);
+  with `apply` it is processed (and its answer saved) after the delay.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +31,9 @@ class Fault:
     # unsure; the server may well have recorded it). For a plain error status it is never applied.
     apply: bool = False
     retry_after: int = 1
-    should_retry: bool = True
+    # The Stripe-Should-Retry header; None: "false" for a 5xx saved under an Idempotency-Key
+    # (a retry with that key only replays it), "true" otherwise.
+    should_retry: bool | None = None
     method: str | None = None
     seed: int | None = None
     fired: int = 0

@@ -19,6 +19,7 @@ from .resources.portal import (
     portal_subscription,
     portal_switch,
     portal_update_card,
+    session_configuration,
     switchable_products,
 )
 from .router import Response, route
@@ -111,8 +112,12 @@ def checkout_decline(state: State, params: dict, id: str) -> Response:
 
 @route("GET", "/p/session/{id}", api=False)
 def portal_page(state: State, params: dict, id: str) -> Response:
+    """The customer portal, showing only what the session's configuration enables: the
+    products and prices of `features.subscription_update.products`, the cancel mode of
+    `features.subscription_cancel`, card updates, invoice history."""
     store = state.store
     session = store.get(id, "billing_portal.session")
+    features = session_configuration(state, session)["features"]
     customer_id = session["customer"]
     sub = portal_subscription(state, customer_id)
     action = f"/p/session/{id}/action"
@@ -129,11 +134,16 @@ def portal_page(state: State, params: dict, id: str) -> Response:
             f"<p id='subscription'>Plan: <strong>{names}</strong> — status "
             f"<strong>{escape(sub['status'])}</strong>"
             + (" (cancels at period end)" if sub["cancel_at_period_end"] else "")
-            + "</p><h2>Change plan</h2>"
+            + "</p>"
         )
-        for product, licensed, _ in switchable_products(state):
-            if licensed["id"] in current:
-                continue
+        offers = [
+            offer
+            for offer in switchable_products(state, session_configuration(state, session))
+            if offer[1]["id"] not in current
+        ]
+        if offers:
+            body += "<h2>Change plan</h2>"
+        for product, licensed, _ in offers:
             label = f"Switch to {product['name']} ({_money(licensed['unit_amount'])})"
             body += _form(
                 action,
@@ -141,15 +151,21 @@ def portal_page(state: State, params: dict, id: str) -> Response:
                 value="switch",
                 extra=f"<input type='hidden' name='product' value='{product['id']}'>",
             )
-        body += "<h2>Cancel</h2>"
-        if not sub["cancel_at_period_end"]:
-            body += _form(action, "Cancel at period end", value="cancel_at_period_end")
-        else:
-            body += _form(action, "Don't cancel", value="resume")
-        body += _form(action, "Cancel now", value="cancel_now")
-    body += "<h2>Payment method</h2>" + _form(action, "Update card", value="update_card")
-    invoices = [i for i in store.all("invoice") if i["customer"] == customer_id]
-    if invoices:
+        cancel = features["subscription_cancel"]
+        if cancel["enabled"]:
+            body += "<h2>Cancel</h2>"
+            if sub["cancel_at_period_end"]:
+                body += _form(action, "Don't cancel", value="resume")
+            elif cancel["mode"] == "at_period_end":
+                body += _form(action, "Cancel at period end", value="cancel_at_period_end")
+            else:
+                body += _form(action, "Cancel now", value="cancel_now")
+    if features["payment_method_update"]["enabled"]:
+        body += "<h2>Payment method</h2>" + _form(action, "Update card", value="update_card")
+    invoices = [
+        i for i in store.all("invoice") if i["customer"] == customer_id and i["status"] != "draft"
+    ]
+    if invoices and features["invoice_history"]["enabled"]:
         body += (
             "<h2>Invoices</h2><ul>"
             + "".join(
@@ -166,19 +182,42 @@ def portal_page(state: State, params: dict, id: str) -> Response:
 
 @route("POST", "/p/session/{id}/action", api=False)
 def portal_action(state: State, params: dict, id: str) -> Response:
+    """Each action is refused (403) unless the session's configuration enables it."""
     session = state.store.get(id, "billing_portal.session")
+    configuration = session_configuration(state, session)
+    features = configuration["features"]
+    cancel = features["subscription_cancel"]
     sub = portal_subscription(state, session["customer"])
     action = params.get("action")
-    if action == "update_card":
+    allowed = True
+    if action == "update_card" and features["payment_method_update"]["enabled"]:
         portal_update_card(state, session["customer"])
     elif sub is not None and action == "switch":
-        portal_switch(state, sub, params.get("product", ""))
-    elif sub is not None and action == "cancel_at_period_end":
+        allowed = portal_switch(state, configuration, sub, params.get("product", ""))
+    elif (
+        sub is not None
+        and action == "cancel_at_period_end"
+        and cancel["enabled"]
+        and cancel["mode"] == "at_period_end"
+    ):
         portal_cancel_at_period_end(state, sub)
-    elif sub is not None and action == "resume":
+    elif sub is not None and action == "resume" and cancel["enabled"]:
         portal_cancel_at_period_end(state, sub, cancel=False)
-    elif sub is not None and action == "cancel_now":
-        portal_cancel_now(state, sub)
+    elif (
+        sub is not None
+        and action == "cancel_now"
+        and cancel["enabled"]
+        and cancel["mode"] == "immediately"
+    ):
+        portal_cancel_now(state, configuration, sub)
+    else:
+        allowed = False
+    if not allowed:
+        return _page(
+            "Billing",
+            "<p class='error' role='alert'>This portal's configuration does not allow that.</p>",
+            403,
+        )
     return _redirect(session["return_url"] or f"/p/session/{id}")
 
 
@@ -186,7 +225,7 @@ def portal_action(state: State, params: dict, id: str) -> Response:
 
 
 def _invoice_page(state: State, invoice: dict, error: str | None = None) -> Response:
-    lines = invoice["lines"](state.store)["data"]
+    lines = state.store.render(invoice)["lines"]["data"]
     rows = "".join(
         f"<tr><td>{escape(li['description'])}</td><td>{li['quantity']}</td>"
         f"<td>{_money(li['amount'], li['currency'])}</td></tr>"

@@ -1,22 +1,34 @@
-"""In-memory state of one emulated Stripe account, plus the rendering of objects for responses.
+"""State of one emulated Stripe account, plus the rendering of objects for responses.
 
-Objects are kept in their API shape (ids for references) so a response is a deep copy. Keys that
-start with "_" are private: hidden from responses, or, for "includable" fields such as a price's
-`tiers`, shown only when the caller expands them (`expand[]=tiers` shows `_tiers` as `tiers`).
+Objects are kept in their API shape (ids for references), as plain JSON data, so a response is a
+deep copy and the whole state can be saved to a JSON file (`dump`/`load`). Keys that start with
+"_" are private: hidden from responses, or, for "includable" fields such as a price's `tiers`,
+shown only when the caller expands them (`expand[]=tiers` shows `_tiers` as `tiers`).
+
+A field whose stored value is `LAZY` is computed when rendered (a subscription's `items`, an
+invoice's `lines`) by the function registered for it with `@lazy_field(object, name)`, so it
+always shows the current state and the stored object stays plain data.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import json
+import os
 import secrets
 import string
+import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
 
 from .errors import StripeError, resource_missing
 
 API_VERSION = "2026-05-27.dahlia"
+STATE_FORMAT = 1
 
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -32,11 +44,27 @@ OBJECT_NAMES = {
     "sub": "subscription",
     "si": "subscription_item",
     "in": "invoice",
+    "ii": "invoiceitem",
     "il": "line_item",
     "evt": "event",
     "we": "webhook_endpoint",
     "pm": "payment_method",
+    "ed": "v2.core.event_destination",
 }
+
+LAZY = "__lazy__"
+LAZY_FIELDS: dict[tuple[str, str], Callable[[Store, dict], object]] = {}
+
+
+def lazy_field(kind: str, name: str):
+    """Register how `name` of a `kind` object is computed when rendered (its stored value is
+    `LAZY`)."""
+
+    def register(function):
+        LAZY_FIELDS[(kind, name)] = function
+        return function
+
+    return register
 
 
 class Clock:
@@ -73,7 +101,9 @@ class Store:
             self.meter_event_errors: list[dict] = []
             self.identifiers: dict[str, int] = {}
             self.declining_customers: set[str] = set()
-            self.idempotent_results: dict[tuple[str, str], tuple[str, int, bytes]] = {}
+            # (api key, Idempotency-Key) -> saved answer (see server.py)
+            self.idempotent_results: dict[tuple[str, str], dict] = {}
+            self.in_flight: set[tuple[str, str]] = set()
             self.request_counts: Counter[str] = Counter()
 
     def now(self) -> int:
@@ -81,7 +111,8 @@ class Store:
 
     def new_id(self, prefix: str, length: int = 24) -> str:
         body = "".join(secrets.choice(_ALPHABET) for _ in range(length))
-        return f"{prefix}_{'test_' if prefix in ('cs', 'bps') else ''}{body}"
+        test = "test_" if prefix in ("cs", "bps", "ed") else ""
+        return f"{prefix}_{test}{body}"
 
     def add(self, obj: dict) -> dict:
         self.sequence += 1
@@ -100,8 +131,11 @@ class Store:
             raise resource_missing(kind.split(".")[-1], str(object_id), param)
         return obj
 
-    def find(self, object_id) -> dict | None:
-        return self.objects.get(object_id) if isinstance(object_id, str) else None
+    def find(self, object_id, kind: str | None = None) -> dict | None:
+        obj = self.objects.get(object_id) if isinstance(object_id, str) else None
+        if obj is not None and kind is not None and obj["object"] != kind:
+            return None
+        return obj
 
     def all(self, kind: str) -> list[dict]:
         """Objects of one kind, newest first (Stripe's list order)."""
@@ -115,15 +149,17 @@ class Store:
             self._expand(rendered, obj, path.split("."))
         return rendered
 
+    def _value(self, obj: dict, key: str, value):
+        if isinstance(value, str) and value == LAZY:
+            return LAZY_FIELDS[(obj["object"], key.lstrip("_"))](self, obj)
+        return copy.deepcopy(value)
+
     def _public(self, obj: dict) -> dict:
-        # Lazily computed fields (a subscription's items, an invoice's lines) are callables so they
-        # always show the current state.
-        out = {}
-        for key, value in obj.items():
-            if key.startswith("_"):
-                continue
-            out[key] = value(self) if callable(value) else copy.deepcopy(value)
-        return out
+        return {
+            key: self._value(obj, key, value)
+            for key, value in obj.items()
+            if not key.startswith("_")
+        }
 
     def _expand(self, rendered, source, parts: list[str]) -> None:
         if isinstance(rendered, list):
@@ -138,8 +174,7 @@ class Store:
             return
         hidden = f"_{head}"
         if head not in rendered and isinstance(source, dict) and hidden in source:
-            value = source[hidden]
-            rendered[head] = value(self) if callable(value) else copy.deepcopy(value)
+            rendered[head] = self._value(source, hidden, source[hidden])
         value = rendered.get(head)
         if isinstance(value, str) and value in self.objects:
             target = self.objects[value]
@@ -195,3 +230,75 @@ class Store:
             "total_count": len(items),
             "url": url,
         }
+
+    # ----- snapshots and the state file --------------------------------------------------------
+
+    def dump(self) -> dict:
+        """The whole account as JSON-ready data (every object is plain data; see LAZY)."""
+        with self.lock:
+            return {
+                "format": STATE_FORMAT,
+                "api_version": API_VERSION,
+                "clock_offset": self.clock.offset,
+                "sequence": self.sequence,
+                "objects": [self.objects[i] for kind in self.order for i in self.order[kind]],
+                "meter_events": self.meter_events,
+                "meter_event_errors": self.meter_event_errors,
+                "identifiers": self.identifiers,
+                "declining_customers": sorted(self.declining_customers),
+                "idempotent_results": [
+                    {"api_key": api_key, "key": key, **saved}
+                    for (api_key, key), saved in self.idempotent_results.items()
+                ],
+                "request_counts": dict(self.request_counts),
+            }
+
+    def load(self, data: dict) -> None:
+        """Replace the state with `data` from `dump()` (a deep copy of it)."""
+        if data.get("format") != STATE_FORMAT:
+            raise ValueError(f"unknown emulator state format {data.get('format')!r}")
+        data = copy.deepcopy(data)
+        with self.lock:
+            self.reset()
+            self.clock.offset = int(data["clock_offset"])
+            for obj in sorted(data["objects"], key=lambda o: o["_seq"]):
+                self.objects[obj["id"]] = obj
+                self.order.setdefault(obj["object"], []).append(obj["id"])
+            self.sequence = int(data["sequence"])
+            self.meter_events = data["meter_events"]
+            self.meter_event_errors = data["meter_event_errors"]
+            self.identifiers = data["identifiers"]
+            self.declining_customers = set(data["declining_customers"])
+            self.idempotent_results = {
+                (saved.pop("api_key"), saved.pop("key")): saved
+                for saved in data["idempotent_results"]
+            }
+            self.request_counts = Counter(data["request_counts"])
+
+    def snapshot(self) -> dict:
+        """An in-memory copy to `restore()`: a request that fails after it began executing
+        (an injected 500) leaves nothing behind."""
+        return copy.deepcopy(self.dump())
+
+    def restore(self, snapshot: dict) -> None:
+        counts, in_flight = Counter(self.request_counts), set(self.in_flight)
+        self.load(snapshot)
+        # The failed request was still received, and the others in flight still are.
+        self.request_counts, self.in_flight = counts, in_flight
+
+
+def write_json_atomically(path: Path, data: dict) -> None:
+    """Write `data` to `path` through a temporary file in the same folder and a rename, so a
+    crash never leaves a half-written state file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(data, out, separators=(",", ":"))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise

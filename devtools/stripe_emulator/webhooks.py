@@ -40,6 +40,36 @@ def endpoint_accepts(endpoint: dict, event_type: str) -> bool:
     return endpoint["status"] == "enabled" and ("*" in enabled or event_type in enabled)
 
 
+def snapshot_targets(store: Store, event_type: str) -> list[dict]:
+    """Who receives a v1 (snapshot) event: v1 webhook endpoints, and v2 event destinations of
+    type webhook_endpoint with `event_payload: snapshot`. Thin (v2) events never go to a v1
+    webhook endpoint; see `thin_targets`."""
+    endpoints = [e for e in store.all("webhook_endpoint") if endpoint_accepts(e, event_type)]
+    destinations = [
+        d
+        for d in store.all("v2.core.event_destination")
+        if d["event_payload"] == "snapshot" and endpoint_accepts(d, event_type)
+    ]
+    return endpoints + destinations
+
+
+def thin_targets(store: Store, event_type: str) -> list[dict]:
+    # An event destination lists thin event types by name ("*" is not a thin event type).
+    return [
+        d
+        for d in store.all("v2.core.event_destination")
+        if d["event_payload"] == "thin"
+        and d["status"] == "enabled"
+        and event_type in d["enabled_events"]
+    ]
+
+
+def target_url(target: dict) -> str:
+    if target["object"] == "webhook_endpoint":
+        return target["url"]
+    return target["_url"]
+
+
 @dataclass
 class Delivery:
     event_id: str
@@ -51,6 +81,30 @@ class Delivery:
     attempts: int = 0
     due: float = 0.0
     id: int = field(default_factory=lambda: next(_delivery_ids))
+
+    def to_dict(self) -> dict:
+        return {
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "endpoint_id": self.endpoint_id,
+            "url": self.url,
+            "secret": self.secret,
+            "payload": self.payload.decode(),
+            "attempts": self.attempts,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Delivery:
+        return cls(
+            data["event_id"],
+            data["event_type"],
+            data["endpoint_id"],
+            data["url"],
+            data["secret"],
+            data["payload"].encode(),
+            attempts=data["attempts"],
+            due=time.monotonic(),
+        )
 
     def headers(self) -> dict[str, str]:
         # Signed with wall-clock time, not the emulator clock: receivers check the timestamp
@@ -78,15 +132,18 @@ class Webhooks:
         self._wake = threading.Condition(store.lock)
         self._stopping = False
         self._worker: threading.Thread | None = None
+        # Called (under the store lock) after each delivery attempt: the state file is saved.
+        self.on_change: Callable[[], None] = lambda: None
         self.mode = "manual"
         self.set_mode(mode)
 
     # ----- events ------------------------------------------------------------------------------
 
     def emit(self, event_type: str, obj: dict, previous: dict | None = None, request=None) -> dict:
-        """Record an Event (readable at /v1/events/{id}) and queue it for each matching endpoint."""
+        """Record an Event (readable at /v1/events/{id}) and queue it for each matching endpoint:
+        v1 webhook endpoints and v2 event destinations with `event_payload: snapshot`."""
         store = self.store
-        endpoints = [e for e in store.all("webhook_endpoint") if endpoint_accepts(e, event_type)]
+        targets = snapshot_targets(store, event_type)
         data: dict = {"object": store.render(obj)}
         if previous:
             data["previous_attributes"] = previous
@@ -98,27 +155,48 @@ class Webhooks:
                 "created": store.now(),
                 "data": data,
                 "livemode": False,
-                "pending_webhooks": len(endpoints),
+                "pending_webhooks": len(targets),
                 "request": request or {"id": None, "idempotency_key": None},
                 "type": event_type,
             }
         )
-        payload = json.dumps(store.render(event), indent=2).encode()
-        for endpoint in endpoints:
+        self._queue(event["id"], event_type, targets, json.dumps(store.render(event), indent=2))
+        return event
+
+    def emit_thin(self, event: dict, only: str | None = None) -> None:
+        """Queue a v2 thin event (already stored, see resources/v2.py) for each event destination
+        with `event_payload: thin` that enables its type (or for destination `only`, a ping).
+        The body is the thin notification: no `data`; the receiver fetches
+        `GET /v2/core/events/{id}` for it."""
+        if only is not None:
+            targets = [d for d in self.store.all("v2.core.event_destination") if d["id"] == only]
+        else:
+            targets = thin_targets(self.store, event["type"])
+        notification = {
+            key: event[key]
+            for key in ("id", "object", "type", "livemode", "created", "context", "related_object")
+            if key in event
+        }
+        if event.get("reason"):
+            notification["reason"] = event["reason"]
+        self._queue(event["id"], event["type"], targets, json.dumps(notification, indent=2))
+
+    def _queue(self, event_id: str, event_type: str, targets: list[dict], body: str) -> None:
+        payload = body.encode()
+        for target in targets:
             self.pending.append(
                 Delivery(
-                    event["id"],
+                    event_id,
                     event_type,
-                    endpoint["id"],
-                    endpoint["url"],
-                    endpoint["_secret"],
+                    target["id"],
+                    target_url(target),
+                    target["_secret"],
                     payload,
                     due=time.monotonic(),
                 )
             )
-        if endpoints:
+        if targets:
             self._wake.notify_all()
-        return event
 
     # ----- delivery ----------------------------------------------------------------------------
 
@@ -173,8 +251,16 @@ class Webhooks:
 
     def _settle(self, delivery: Delivery) -> None:
         event = self.store.find(delivery.event_id)
-        if event:
+        if event and "pending_webhooks" in event:
             event["pending_webhooks"] = max(0, event["pending_webhooks"] - 1)
+
+    def dump(self) -> list[dict]:
+        return [d.to_dict() for d in self.pending]
+
+    def load(self, deliveries: list[dict]) -> None:
+        with self._wake:
+            self.pending = [Delivery.from_dict(d) for d in deliveries]
+            self._wake.notify_all()
 
     def deliver_pending(self, send: Sender) -> list[dict]:
         """Hand every queued delivery to `send(url, body, headers)` now (manual mode).
@@ -202,6 +288,7 @@ class Webhooks:
                     error = repr(exc)
                 with self._wake:
                     self._record(delivery, status, error)
+                    self.on_change()
                 results.append(
                     {
                         "event": delivery.event_id,
@@ -251,6 +338,7 @@ class Webhooks:
             with self._wake:
                 self._record(delivery, status, error)
                 self._in_flight -= 1
+                self.on_change()
                 self._wake.notify_all()
 
 

@@ -7,6 +7,13 @@ import requests
 import stripe
 
 MONTH = 31 * 86400
+GRACE = 3600  # renewal invoices are finalized (and charged) an hour after the period ends
+
+
+def _renew(client, emulator, sub):
+    """Move the clock past the period's end and its invoice's finalization grace hour."""
+    end = client.v1.subscriptions.retrieve(sub.id)["items"].data[0].current_period_end
+    emulator.advance_clock(to=end + GRACE)
 
 
 def _usage(client, catalog, *values):
@@ -101,7 +108,7 @@ def test_period_close_bills_base_plus_usage_past_included_units(
 ):
     sub = subscribe(catalog)
     _usage(stripe_client, catalog, 700, 700, 700, 1)  # 2,101 calls: 1,101 over the included 1,000
-    stripe_emulator.advance_clock(MONTH)
+    _renew(stripe_client, stripe_emulator, sub)
     invoices = stripe_client.v1.invoices.list(params={"subscription": sub.id}).data
     cycle = invoices[0]
     assert cycle.billing_reason == "subscription_cycle" and cycle.status == "paid"
@@ -134,7 +141,7 @@ def test_per_unit_metered_price_bills_every_unit(catalog, stripe_client, stripe_
     )
     requests.post(session.url + "/pay", allow_redirects=False, timeout=5)
     _usage(stripe_client, catalog, 40, 60)
-    stripe_emulator.advance_clock(MONTH)
+    stripe_emulator.advance_clock(MONTH + GRACE)
     invoice = stripe_client.v1.invoices.list(params={"customer": catalog.customer.id}).data[0]
     accepted = stripe_emulator.meter_event_total(catalog.customer.id, catalog.meter.id)
     assert invoice.total == accepted * 0.25 == 25
@@ -145,7 +152,7 @@ def test_declined_renewal_goes_past_due_then_recovers_when_paid(
 ):
     sub = subscribe(catalog)
     stripe_emulator.set_card_declines(catalog.customer.id, True)
-    stripe_emulator.advance_clock(MONTH)
+    _renew(stripe_client, stripe_emulator, sub)
     assert stripe_client.v1.subscriptions.retrieve(sub.id).status == "past_due"
     invoice = stripe_client.v1.invoices.list(params={"customer": catalog.customer.id}).data[0]
     assert invoice.status == "open" and invoice.attempt_count == 1
@@ -163,9 +170,9 @@ def test_declined_renewal_goes_past_due_then_recovers_when_paid(
 def test_hosted_invoice_page_pays_an_open_invoice(
     catalog, stripe_client, stripe_emulator, subscribe
 ):
-    subscribe(catalog)
+    sub = subscribe(catalog)
     stripe_emulator.set_card_declines(catalog.customer.id, True)
-    stripe_emulator.advance_clock(MONTH)
+    _renew(stripe_client, stripe_emulator, sub)
     invoice = stripe_client.v1.invoices.list(params={"status": "open"}).data[0]
     stripe_emulator.set_card_declines(catalog.customer.id, False)
     requests.post(invoice.hosted_invoice_url + "/pay", timeout=5)
@@ -178,13 +185,13 @@ def test_cancel_at_period_end_ends_the_subscription(
     sub = subscribe(catalog)
     updated = stripe_client.v1.subscriptions.update(sub.id, params={"cancel_at_period_end": True})
     assert updated.cancel_at_period_end and updated.status == "active"
-    stripe_emulator.advance_clock(MONTH)
+    _renew(stripe_client, stripe_emulator, sub)
     assert stripe_client.v1.subscriptions.retrieve(sub.id).status == "canceled"
     assert stripe_emulator.events("customer.subscription.deleted")
     assert stripe_client.v1.subscriptions.list(params={"customer": catalog.customer.id}).data == []
 
 
-def test_customer_portal_switches_plan_and_cancels(
+def test_customer_portal_switches_to_a_configured_plan_and_cancels(
     catalog, stripe_client, stripe_emulator, subscribe
 ):
     sub = subscribe(catalog)
@@ -205,10 +212,28 @@ def test_customer_portal_switches_plan_and_cancels(
             "recurring": {"interval": "month", "usage_type": "metered", "meter": catalog.meter.id},
         }
     )
-    portal = stripe_client.v1.billing_portal.sessions.create(
-        params={"customer": catalog.customer.id, "return_url": "http://portal.test/billing"}
+    configuration = stripe_client.v1.billing_portal.configurations.create(
+        params={
+            "features": {
+                "subscription_update": {
+                    "enabled": True,
+                    "default_allowed_updates": ["price"],
+                    "products": [
+                        {"product": business.id, "prices": [business_base.id, business_metered.id]}
+                    ],
+                },
+                "subscription_cancel": {"enabled": True, "mode": "at_period_end"},
+            }
+        }
     )
-    assert portal.configuration.startswith("bpc_")
+    portal = stripe_client.v1.billing_portal.sessions.create(
+        params={
+            "customer": catalog.customer.id,
+            "configuration": configuration.id,
+            "return_url": "http://portal.test/billing",
+        }
+    )
+    assert portal.configuration == configuration.id
     assert "Switch to Business" in requests.get(portal.url, timeout=5).text
     action = portal.url + "/action"
     answer = requests.post(
@@ -219,11 +244,18 @@ def test_customer_portal_switches_plan_and_cancels(
     assert prices == [business_base.id, business_metered.id]
     requests.post(action, data={"action": "cancel_at_period_end"}, allow_redirects=False, timeout=5)
     assert stripe_client.v1.subscriptions.retrieve(sub.id).cancel_at_period_end is True
+    refused = requests.post(action, data={"action": "cancel_now"}, allow_redirects=False, timeout=5)
+    assert refused.status_code == 403  # the configuration cancels at period end only
+    stripe_client.v1.billing_portal.configurations.update(
+        configuration.id, params={"features": {"subscription_cancel": {"mode": "immediately"}}}
+    )
+    requests.post(action, data={"action": "resume"}, allow_redirects=False, timeout=5)
     requests.post(action, data={"action": "cancel_now"}, allow_redirects=False, timeout=5)
     assert stripe_client.v1.subscriptions.retrieve(sub.id).status == "canceled"
 
 
 def test_portal_card_update_stops_declines(catalog, stripe_client, stripe_emulator):
+    stripe_emulator.save_portal_defaults(features={"payment_method_update": {"enabled": True}})
     stripe_emulator.set_card_declines(catalog.customer.id, True)
     portal = stripe_client.v1.billing_portal.sessions.create(
         params={"customer": catalog.customer.id, "return_url": "http://portal.test/billing"}

@@ -10,4 +10,5 @@ from . import (  # noqa: F401
     meters,
     portal,
     subscriptions,
+    v2,
 )

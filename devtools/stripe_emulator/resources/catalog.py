@@ -102,7 +102,9 @@ def product_update(state: State, params: dict, id: str) -> dict:
 
 @route("GET", "/v1/products")
 def product_list(state: State, params: dict) -> dict:
-    validate(params, {**LIST_PARAMS, "active": None, "ids": [None], "url": None})
+    # Unlike prices, products are all listed unless `active` is given ("Returns a list of your
+    # products", List all products, https://docs.stripe.com/api/products/list).
+    validate(params, {**LIST_PARAMS, "active": None, "ids": [None], "shippable": None, "url": None})
     items = state.store.all("product")
     if "active" in params:
         active = to_bool(params["active"], "active")
@@ -386,10 +388,11 @@ def price_list(state: State, params: dict) -> dict:
             "type": None,
         },
     )
-    items = state.store.all("price")
-    if "active" in params:
-        active = to_bool(params["active"], "active")
-        items = [p for p in items if p["active"] == active]
+    # "Returns a list of your active prices ... For the list of inactive prices, set `active` to
+    # false." (List all prices, https://docs.stripe.com/api/prices/list). Lookup keys do not
+    # widen it: an archived price under a lookup key is listed only with active=false.
+    active = to_bool(params["active"], "active") if "active" in params else True
+    items = [p for p in state.store.all("price") if p["active"] == active]
     for key in ("currency", "product", "type"):
         if params.get(key):
             items = [p for p in items if p[key] == params[key]]

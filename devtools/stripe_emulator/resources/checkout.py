@@ -7,6 +7,7 @@ from ..errors import StripeError, invalid_parameter
 from ..params import ANY, choice, require, to_int, validate
 from ..router import route
 from ..state import State
+from ..store import LAZY, lazy_field
 from .customers import LIST_PARAMS, card_for_customer
 
 SESSION_LIFETIME = 24 * 3600
@@ -29,7 +30,11 @@ def session_create(state: State, params: dict) -> dict:
             "metadata": ANY,
             "mode": None,
             "payment_method_types": [None],
-            "subscription_data": {"metadata": ANY, "description": None},
+            "subscription_data": {
+                "billing_mode": {"type": None, "flexible": {"proration_discounts": None}},
+                "description": None,
+                "metadata": ANY,
+            },
             "success_url": None,
         },
     )
@@ -79,6 +84,13 @@ def session_create(state: State, params: dict) -> dict:
     session_id = store.new_id("cs", 58)
     now = store.now()
     subscription_data = params.get("subscription_data") or {}
+    # Subscriptions created through Checkout default to flexible billing mode too
+    # (https://docs.stripe.com/changelog/clover/2025-09-30/billing-mode-default-flexible).
+    mode = choice(
+        (subscription_data.get("billing_mode") or {}).get("type", "flexible"),
+        "subscription_data[billing_mode][type]",
+        ("classic", "flexible"),
+    )
     store.add(
         {
             "id": session_id,
@@ -125,11 +137,17 @@ def session_create(state: State, params: dict) -> dict:
             "url": f"{state.base_url}/c/pay/{session_id}",
             "_lines": lines,
             "_subscription_metadata": dict(subscription_data.get("metadata") or {}),
-            "_line_items": lambda s: _line_items(s, session_id),
+            "_billing_mode": mode,
+            "_line_items": LAZY,
             "_declined": False,
         }
     )
     return store.objects[session_id]
+
+
+@lazy_field("checkout.session", "line_items")
+def _line_items_field(store, session: dict) -> dict:
+    return _line_items(store, session["id"])
 
 
 def _line_items(store, session_id: str) -> dict:
@@ -209,7 +227,11 @@ def session_complete(state: State, session: dict) -> bool:
         return False
     card = card_for_customer(state, customer_id)
     sub, invoice = subscription_create(
-        state, customer_id, session["_lines"], session["_subscription_metadata"]
+        state,
+        customer_id,
+        session["_lines"],
+        session["_subscription_metadata"],
+        session.get("_billing_mode", "flexible"),
     )
     sub["default_payment_method"] = card["id"]
     customer = store.objects[customer_id]

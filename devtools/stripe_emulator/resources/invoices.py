@@ -1,10 +1,10 @@
-"""Invoices, their line items, and retrying payment."""
+"""Invoices, their line items, invoice items, finalizing and retrying payment."""
 
 from __future__ import annotations
 
-from ..billing import invoice_attempt, invoice_lines
+from ..billing import invoice_attempt, invoice_finalize, invoice_lines
 from ..errors import StripeError
-from ..params import ANY, validate
+from ..params import ANY, to_bool, validate
 from ..router import route
 from ..state import State
 from .customers import LIST_PARAMS
@@ -56,6 +56,8 @@ def invoice_line_list(state: State, params: dict, id: str) -> dict:
 def invoice_pay(state: State, invoice: dict) -> dict:
     if invoice["status"] == "paid":
         raise StripeError("Invoice is already paid", code="invoice_already_paid")
+    if invoice["status"] == "draft":
+        invoice_finalize(state, invoice)  # paying a draft finalizes it first
     if invoice["status"] != "open":
         raise StripeError(f"This invoice can't be paid: its status is {invoice['status']}.")
     if not invoice_attempt(state, invoice):
@@ -72,3 +74,41 @@ def invoice_pay(state: State, invoice: dict) -> dict:
 def invoice_pay_endpoint(state: State, params: dict, id: str) -> dict:
     validate(params, {"off_session": None, "payment_method": None})
     return invoice_pay(state, state.store.get(id, "invoice"))
+
+
+@route("POST", "/v1/invoices/{id}/finalize")
+def invoice_finalize_endpoint(state: State, params: dict, id: str) -> dict:
+    """Finalize a draft before its grace hour is over (`auto_advance` then charges it)."""
+    validate(params, {"auto_advance": None})
+    invoice = state.store.get(id, "invoice")
+    if invoice["status"] != "draft":
+        raise StripeError(
+            "This invoice is already finalized, you can't re-finalize a non-draft invoice.",
+            code="invoice_not_editable",
+        )
+    if "auto_advance" in params:
+        invoice["auto_advance"] = to_bool(params["auto_advance"], "auto_advance")
+    invoice_finalize(state, invoice)
+    if invoice["auto_advance"]:
+        invoice_attempt(state, invoice)
+    return invoice
+
+
+@route("GET", "/v1/invoiceitems/{id}")
+def invoice_item_retrieve(state: State, params: dict, id: str) -> dict:
+    validate(params, {})
+    return state.store.get(id, "invoiceitem")
+
+
+@route("GET", "/v1/invoiceitems")
+def invoice_item_list(state: State, params: dict) -> dict:
+    validate(params, {**LIST_PARAMS, "customer": None, "invoice": None, "pending": None})
+    items = state.store.all("invoiceitem")
+    if params.get("customer"):
+        items = [i for i in items if i["customer"] == params["customer"]]
+    if params.get("invoice"):
+        items = [i for i in items if i["invoice"] == params["invoice"]]
+    if "pending" in params:
+        pending = to_bool(params["pending"], "pending")
+        items = [i for i in items if (i["invoice"] is None) == pending]
+    return state.store.page(items, params, "/v1/invoiceitems", params.get("expand"))

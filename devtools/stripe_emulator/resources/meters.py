@@ -2,8 +2,25 @@
 
 Validation follows Stripe's split: malformed requests (a value that is not a whole number, a
 timestamp outside 35 days back / 5 minutes ahead, a reused identifier) are refused at once with a
-400; an unknown event name or customer is accepted (200) and later reported by Stripe as an async
-meter error, so here it is accepted, never billed, and listed in `State.store.meter_event_errors`.
+400; what needs the account's data is validated asynchronously: "Stripe processes meter events
+asynchronously" (Record usage for billing with the API,
+https://docs.stripe.com/billing/subscriptions/usage-based/recording-usage-api). Such an event is
+accepted (200), never billed nor counted in event summaries, listed in
+`State.store.meter_event_errors`, and reported by a thin event (resources/v2.py):
+
+- no active meter has the event name: `v1.billing.meter.no_meter_found` (code `no_meter`), or
+  `v1.billing.meter.error_report_triggered` with code `archived_meter` when the meter that has it
+  is deactivated;
+- the payload lacks the meter's customer key: `error_report_triggered`, code
+  `meter_event_no_customer_defined` ("Customer mapping key stripe_customer_id not found in
+  payload.", the example of The Event object, https://docs.stripe.com/api/v2/core/events/object);
+- the customer does not exist (never did, or was deleted): `error_report_triggered`, code
+  `meter_event_customer_not_found`.
+
+A customer without a subscription is no error: Stripe records usage before a subscription exists
+("You can record usage for a customer even before creating a subscription for them", Manage your
+usage-based billing setup). Each invalid event is reported at once in its own report
+(error_count 1, its identifier as the sample), where Stripe batches a validation window.
 """
 
 from __future__ import annotations
@@ -17,6 +34,7 @@ from ..params import ANY, choice, require, to_int, validate
 from ..router import route
 from ..state import State
 from .customers import LIST_PARAMS
+from .v2 import iso, thin_event_create
 
 IDENTIFIER_WINDOW = 24 * 3600
 PAST_LIMIT = 35 * 24 * 3600
@@ -147,16 +165,14 @@ def meter_event_create(state: State, params: dict) -> dict:
             "Timestamp must not be more than 5 minutes in the future.",
             code="timestamp_in_future",
         )
-    meter = next(
-        (
-            m
-            for m in store.all("billing.meter")
-            if m["event_name"] == params["event_name"] and m["status"] == "active"
-        ),
-        None,
+    meters = [m for m in store.all("billing.meter") if m["event_name"] == params["event_name"]]
+    meter = next((m for m in meters if m["status"] == "active"), None)
+    archived = next(iter(meters), None) if meter is None else None
+    settings = meter or archived
+    value_key = settings["value_settings"]["event_payload_key"] if settings else "value"
+    customer_key = (
+        settings["customer_mapping"]["event_payload_key"] if settings else "stripe_customer_id"
     )
-    value_key = meter["value_settings"]["event_payload_key"] if meter else "value"
-    customer_key = meter["customer_mapping"]["event_payload_key"] if meter else "stripe_customer_id"
     raw_value = payload.get(value_key)
     if raw_value is None:
         raise StripeError(
@@ -171,6 +187,9 @@ def meter_event_create(state: State, params: dict) -> dict:
             f"Invalid value: {raw_value}. The value must be a whole number.",
             code="meter_event_invalid_value",
         )
+    # "We'll enforce uniqueness within a rolling 24 hour period"; the timestamp "must be within
+    # the past 35 calendar days or up to 5 minutes in the future" (Create a billing meter event,
+    # https://docs.stripe.com/api/billing/meter-event/create).
     identifier = params.get("identifier") or str(uuid.uuid4())
     seen_at = store.identifiers.get(identifier)
     if seen_at is not None and now - seen_at < IDENTIFIER_WINDOW:
@@ -184,21 +203,32 @@ def meter_event_create(state: State, params: dict) -> dict:
     event = {
         "identifier": identifier,
         "event_name": params["event_name"],
-        "meter": meter["id"] if meter else None,
+        "meter": meter["id"] if meter else (archived["id"] if archived else None),
         "customer": customer_id,
         "value": int(raw_value),
         "timestamp": timestamp,
         "created": now,
     }
-    if meter is None:
-        store.meter_event_errors.append({**event, "code": "no_meter"})
-    elif not isinstance(customer_id, str) or store.find(customer_id) is None:
-        code = (
-            "meter_event_no_customer_defined"
-            if customer_id is None
-            else ("meter_event_customer_not_found")
+    if meter is None and archived is None:
+        _report(state, event, "no_meter", f"No active meter with event name {event['event_name']}.")
+    elif meter is None:
+        _report(
+            state,
+            event,
+            "archived_meter",
+            f"The meter {archived['id']} with event name {event['event_name']} is deactivated.",
         )
-        store.meter_event_errors.append({**event, "code": code})
+    elif customer_id is None:
+        _report(
+            state,
+            event,
+            "meter_event_no_customer_defined",
+            f"Customer mapping key {customer_key} not found in payload.",
+        )
+    elif not isinstance(customer_id, str) or store.find(customer_id, "customer") is None:
+        _report(
+            state, event, "meter_event_customer_not_found", f"Customer {customer_id} not found."
+        )
     else:
         store.meter_events.append(event)
     return {
@@ -225,6 +255,9 @@ def meter_event_summaries(state: State, params: dict, id: str) -> dict:
         },
     )
     require(params, "customer", "start_time", "end_time")
+    # Times "must be aligned with minute boundaries"; only accepted events are aggregated, so an
+    # event that failed the asynchronous validation is never counted (List billing meter event
+    # summaries, https://docs.stripe.com/api/billing/meter-event-summary/list).
     meter = state.store.get(id, "billing.meter")
     start = to_int(params["start_time"], "start_time")
     end = to_int(params["end_time"], "end_time")
@@ -256,3 +289,36 @@ def meter_event_summaries(state: State, params: dict, id: str) -> dict:
         )
     summaries.reverse()  # newest first, like every Stripe list
     return state.store.page(summaries, params, f"/v1/billing/meters/{id}/event_summaries")
+
+
+def _report(state: State, event: dict, code: str, message: str) -> None:
+    """The asynchronous validation failed: record the error and send its thin event."""
+    state.store.meter_event_errors.append({**event, "code": code, "error_message": message})
+    moment = iso(event["created"])
+    data = {
+        "developer_message_summary": "There is 1 invalid event",
+        "reason": {
+            "error_count": 1,
+            "error_types": [
+                {
+                    "code": code,
+                    "error_count": 1,
+                    "sample_errors": [
+                        {"error_message": message, "request": {"identifier": event["identifier"]}}
+                    ],
+                }
+            ],
+        },
+        "validation_end": iso(event["created"] + 1),
+        "validation_start": moment,
+    }
+    if code == "no_meter":
+        thin_event_create(state, "v1.billing.meter.no_meter_found", data, None)
+        return
+    meter_id = event["meter"]
+    thin_event_create(
+        state,
+        "v1.billing.meter.error_report_triggered",
+        data,
+        {"id": meter_id, "type": "billing.meter", "url": f"/v1/billing/meters/{meter_id}"},
+    )

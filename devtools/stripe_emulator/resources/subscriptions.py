@@ -1,20 +1,25 @@
 """Subscriptions and subscription items.
 
-Price changes take effect at once with no prorations (as `proration_behavior=none`); the
-emulator does not compute proration line items.
+Price changes take effect at once. In flexible billing mode (the default) a metered price that
+leaves an item has its usage so far billed by an invoice item, as `proration_behavior` says
+(`create_prorations`, the default: on the next invoice; `always_invoice`: invoiced now; `none`:
+not billed); see billing.py for the documentation. Licensed prices are not prorated.
 """
 
 from __future__ import annotations
 
 from ..billing import (
+    PRORATION_BEHAVIORS,
+    invoice_now_for_update,
     is_metered,
+    item_change_price,
+    item_remove,
     subscription_add_item,
     subscription_cancel,
     subscription_items,
-    subscription_swap_price,
 )
 from ..errors import StripeError, invalid_parameter
-from ..params import ANY, merge_metadata, to_bool, to_int, validate
+from ..params import ANY, choice, merge_metadata, to_bool, to_int, validate
 from ..router import route
 from ..state import State
 from .customers import LIST_PARAMS
@@ -88,6 +93,11 @@ def subscription_update(state: State, params: dict, id: str) -> dict:
             "A canceled subscription can only update its cancellation_details and metadata.",
             param="items" if "items" in params else None,
         )
+    proration_behavior = choice(
+        params.get("proration_behavior", "create_prorations"),
+        "proration_behavior",
+        PRORATION_BEHAVIORS,
+    )
     before = state.snapshot(sub)
     if "cancel_at_period_end" in params:
         cancel = to_bool(params["cancel_at_period_end"], "cancel_at_period_end")
@@ -105,8 +115,10 @@ def subscription_update(state: State, params: dict, id: str) -> dict:
         sub["cancellation_details"].update(params["cancellation_details"] or {})
     sub["metadata"] = merge_metadata(sub["metadata"], params.get("metadata"))
     for index, change in enumerate(params.get("items") or []):
-        _apply_item_change(state, sub, change, f"items[{index}]")
+        _apply_item_change(state, sub, change, f"items[{index}]", proration_behavior)
     state.emit("customer.subscription.updated", sub, before)
+    if proration_behavior == "always_invoice":
+        invoice_now_for_update(state, sub)
     return sub
 
 
@@ -114,18 +126,20 @@ def _period_end(state: State, sub: dict) -> int:
     return subscription_items(state, sub["id"])[0]["current_period_end"]
 
 
-def _apply_item_change(state: State, sub: dict, change: dict, name: str) -> None:
+def _apply_item_change(
+    state: State, sub: dict, change: dict, name: str, proration_behavior: str
+) -> None:
     store = state.store
     if change.get("id"):
         item = store.get(change["id"], "subscription_item", f"{name}[id]")
         if item["subscription"] != sub["id"]:
             raise invalid_parameter(f"{name}[id]", "The item does not belong to this subscription.")
         if to_bool(change.get("deleted", "false"), f"{name}[deleted]"):
-            store.remove(item["id"])
+            item_remove(state, sub, item, proration_behavior)
             return
-        if change.get("price"):
+        if change.get("price") and change["price"] != item["_price_id"]:
             store.get(change["price"], "price", f"{name}[price]")
-            subscription_swap_price(state, item, change["price"])
+            item_change_price(state, sub, item, change["price"], proration_behavior)
     else:
         if not change.get("price"):
             raise StripeError(
@@ -149,7 +163,14 @@ def _apply_item_change(state: State, sub: dict, change: dict, name: str) -> None
 
 @route("DELETE", "/v1/subscriptions/{id}")
 def subscription_delete(state: State, params: dict, id: str) -> dict:
-    validate(params, {"invoice_now": None, "prorate": None, "cancellation_details": ANY})
+    validate(
+        params,
+        {
+            "invoice_now": None,
+            "prorate": None,
+            "cancellation_details": {"comment": None, "feedback": None},
+        },
+    )
     sub = state.store.get(id, "subscription")
     if sub["status"] == "canceled":
         raise StripeError(
@@ -158,8 +179,13 @@ def subscription_delete(state: State, params: dict, id: str) -> dict:
             code="resource_missing",
             param="id",
         )
+    if params.get("cancellation_details"):
+        sub["cancellation_details"].update(params["cancellation_details"])
     subscription_cancel(
-        state, sub, invoice_now=to_bool(params.get("invoice_now", "false"), "invoice_now")
+        state,
+        sub,
+        invoice_now=to_bool(params.get("invoice_now", "false"), "invoice_now"),
+        prorate=to_bool(params.get("prorate", "false"), "prorate"),
     )
     return sub
 
