@@ -122,6 +122,9 @@ class MeterReport(models.Model):
     )
     window_start = models.DateTimeField()
     window_end = models.DateTimeField()
+    # 0: the window's report. 1, 2…: usage of the same window rolled up after it was reported
+    # (the rollup ran late at a period's end), each its own meter event and identifier.
+    sequence = models.PositiveSmallIntegerField(default=0)
     units = models.PositiveBigIntegerField()
     identifier = models.CharField(max_length=100, unique=True)
     event_name = models.CharField(max_length=100)
@@ -136,7 +139,8 @@ class MeterReport(models.Model):
         ordering = ["-window_start"]
         constraints = [
             models.UniqueConstraint(
-                fields=["account", "window_start"], name="meter_report_one_per_account_window"
+                fields=["account", "window_start", "sequence"],
+                name="meter_report_one_per_account_window",
             ),
             models.CheckConstraint(
                 condition=Q(window_end__gt=models.F("window_start")),
@@ -152,9 +156,10 @@ class MeterReport(models.Model):
         return self.identifier
 
     @staticmethod
-    def identifier_for(account_id: int, window_start: datetime) -> str:
+    def identifier_for(account_id: int, window_start: datetime, sequence: int = 0) -> str:
         """Deterministic, so every retry of a window carries the one identifier Stripe dedups on."""
-        return f"mdk-{account_id}-{int(window_start.timestamp())}"
+        base = f"mdk-{account_id}-{int(window_start.timestamp())}"
+        return f"{base}-late{sequence}" if sequence else base
 
     @property
     def event_time(self) -> datetime:

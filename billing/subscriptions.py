@@ -33,6 +33,13 @@ class SubscriptionState:
     period_start: datetime | None
     period_end: datetime | None
     cancel_at_period_end: bool
+    # When Stripe ended the subscription; None while it has not ended. "If the subscription has
+    # ended, the date the subscription ended" (The Subscription object,
+    # https://docs.stripe.com/api/subscriptions/object); unlike ``canceled_at`` it is the moment
+    # the subscription actually stopped (Changelog 2015-01-26, "Subscriptions now only report the
+    # timestamp for API or invoice payment failures for the canceled_at field",
+    # https://docs.stripe.com/changelog/2015-01-26/subscriptions-report-api-invoice-failures).
+    ended_at: datetime | None
     # The account id we put in the metadata at Checkout; None when the subscription was made
     # elsewhere (e.g. in the Stripe dashboard).
     account_id: int | None
@@ -58,6 +65,7 @@ class SubscriptionState:
             period_start=_moment(min(starts) if starts else data.get("current_period_start")),
             period_end=_moment(max(ends) if ends else data.get("current_period_end")),
             cancel_at_period_end=bool(data.get("cancel_at_period_end")),
+            ended_at=_moment(data.get("ended_at")),
             account_id=int(account_id) if account_id.isdigit() else None,
         )
 

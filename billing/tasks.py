@@ -16,6 +16,7 @@ from billing.models import MeterReport
 from billing.services.grace import account_enforce_grace
 from billing.services.reconcile import invoices_reconcile, subscriptions_reconcile
 from billing.services.reports import usage_report_account, usage_report_due_accounts
+from metering.services import usage_rollup
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,10 @@ def report_usage() -> int:
 @shared_task(acks_late=True)
 def report_usage_closed_periods() -> int:
     """Every few minutes: the final window of each period that has just ended, so its last
-    usage reaches the period's invoice before Stripe finalizes it."""
+    usage reaches the period's invoice before Stripe finalizes it. The limiter's closed minutes
+    are rolled up first, so a rollup job running behind cannot leave a period's last minutes
+    out of its final window."""
+    usage_rollup()
     account_ids = usage_report_due_accounts(period_close_only=True)
     _report_usage_fan_out(account_ids)
     return len(account_ids)

@@ -80,13 +80,90 @@ def checkout_session_create(*, account: Account, tier: Tier) -> str:
     return session.url
 
 
+# Marks the customer-portal configuration this portal manages among the account's others.
+PORTAL_CONFIGURATION_METADATA = {"managed_by": "meterdesk"}
+
+
+def portal_configuration_features() -> dict[str, Any]:
+    """What the customer portal offers: card and invoices, cancelling at the period's end
+    (the tier is kept until then), and switching between the paid tiers pushed to Stripe,
+    each with its base and metered price."""
+    products = [
+        {
+            "product": tier.stripe_product.id,
+            "prices": [
+                price.id for price in (tier.stripe_base_price, tier.stripe_metered_price) if price
+            ],
+        }
+        for tier in Tier.objects.filter(is_public=True, stripe_product__isnull=False)
+        .exclude(stripe_base_price__isnull=True)
+        .select_related("stripe_product", "stripe_base_price", "stripe_metered_price")
+        .order_by("sort_order", "base_price_cents")[:10]  # Stripe lists at most 10 products
+        if tier.stripe_product is not None
+    ]
+    return {
+        "invoice_history": {"enabled": True},
+        "payment_method_update": {"enabled": True},
+        "subscription_cancel": {"enabled": True, "mode": "at_period_end"},
+        "subscription_update": {
+            "enabled": bool(products),
+            "default_allowed_updates": ["price"] if products else [],
+            "products": products,
+            "proration_behavior": "create_prorations",
+        },
+    }
+
+
+def is_our_portal_configuration(configuration: Any) -> bool:
+    metadata = configuration.metadata or {}
+    return all(metadata.get(key) == value for key, value in PORTAL_CONFIGURATION_METADATA.items())
+
+
+def portal_configuration_ensure(*, client: stripe.StripeClient | None = None) -> str:
+    """The id of the customer-portal configuration for this portal's tiers, created or brought
+    up to date. Stripe's portal needs a configuration, either passed with each session or
+    saved as the default in the Dashboard ("Configure the customer portal",
+    https://docs.stripe.com/customer-management/configure-portal); this one is kept in step
+    with the tiers, so switching tiers offers exactly the public paid tiers."""
+    client = client or stripe_client()
+    features = portal_configuration_features()
+    ours = next(
+        (
+            configuration
+            for configuration in client.v1.billing_portal.configurations.list(
+                params={"active": True, "limit": 100}
+            ).auto_paging_iter()
+            if is_our_portal_configuration(configuration)
+        ),
+        None,
+    )
+    params: dict[str, Any] = {
+        "features": features,
+        "default_return_url": _site_url("billing:overview"),
+        "metadata": PORTAL_CONFIGURATION_METADATA,
+    }
+    if ours is None:
+        return client.v1.billing_portal.configurations.create(params=params).id  # type: ignore[arg-type]
+    offered = ours.features.subscription_update
+    current = sorted((entry.product, sorted(entry.prices)) for entry in (offered.products or []))
+    wanted = sorted(
+        (entry["product"], sorted(entry["prices"]))
+        for entry in features["subscription_update"]["products"]
+    )
+    if current != wanted or offered.enabled != bool(wanted):
+        client.v1.billing_portal.configurations.update(ours.id, params=params)  # type: ignore[arg-type]
+    return ours.id
+
+
 def billing_portal_session_create(*, account: Account) -> str:
     """A Stripe customer-portal session (switch tier, card, cancel, invoices); returns its URL."""
     if account.stripe_customer is None:
         raise BillingError("You have no subscription to manage yet.")
-    session = stripe_client().v1.billing_portal.sessions.create(
+    client = stripe_client()
+    session = client.v1.billing_portal.sessions.create(
         params={
             "customer": account.stripe_customer.id,
+            "configuration": portal_configuration_ensure(client=client),
             "return_url": _site_url("billing:overview"),
         }
     )

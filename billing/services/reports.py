@@ -25,7 +25,7 @@ import stripe
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection, transaction
-from django.db.models import F, Max, Min, OuterRef, Q, Subquery
+from django.db.models import Exists, F, Max, Min, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 from djstripe.models import Customer, Subscription
 from stripe.params.billing import MeterEventCreateParams
@@ -212,6 +212,7 @@ def usage_report_due_accounts(
             if first < window.end and last >= window.sweep_from:
                 due.add(account.pk)
                 break
+    due.update(_accounts_with_late_usage(reportable, now, closed_before))
     if not period_close_only:
         due.update(
             MeterReport.objects.filter(
@@ -219,6 +220,37 @@ def usage_report_due_accounts(
             ).values_list("account_id", flat=True)
         )
     return sorted(due)
+
+
+def _accounts_with_late_usage(
+    reportable: QuerySet[Account], now: datetime, closed_before: datetime
+) -> set[int]:
+    """Accounts with usage inside a window reported for a period that has closed: the rollup
+    was late, and ``_late_reports_create`` has a report to write for it."""
+    covered = MeterReport.objects.filter(
+        account_id=OuterRef("account_id"),
+        sequence=0,
+        window_start__lte=OuterRef("minute"),
+        window_end__gt=OuterRef("minute"),
+    )
+    earliest = dict(
+        UsageRollup.objects.filter(
+            meter_report__isnull=True,
+            minute__gte=now - STRIPE_ACCEPTS_PAST,
+            account__in=reportable.values("pk"),
+        )
+        .filter(Exists(covered))
+        .values("account_id")
+        .annotate(first=Min("minute"))
+        .values_list("account_id", "first")
+        .order_by()
+    )
+    accounts = Account.objects.filter(pk__in=earliest)
+    return {
+        account.pk
+        for account in accounts
+        if earliest[account.pk] < account.current_period(closed_before)[0]
+    }
 
 
 # --- The ledger ------------------------------------------------------------------------------
@@ -255,6 +287,72 @@ def usage_report_prepare(*, account_id: int, now: datetime | None = None) -> lis
             report = _report_create(account, customer_id, window, now)
             if report is not None:
                 created.append(report)
+        created.extend(_late_reports_create(account, customer_id, closed_before, now))
+    return created
+
+
+def _late_reports_create(
+    account: Account, customer_id: str, closed_before: datetime, now: datetime
+) -> list[MeterReport]:
+    """Reports for usage rolled up after the final window of its period was reported.
+
+    Within a period, the next window sweeps up such rows (``ReportWindow.sweep_from``); once a
+    period is closed there is no next window in it, so each reported window that gained rows
+    gets one more report of its own (``sequence`` 1, 2…), dated in that window. Stripe puts
+    usage dated in a period on that period's invoice while the invoice is still a draft, about
+    an hour after the period ends ("How invoices work: finalization", Stripe docs); the
+    period-close run rolls the limiter up first, so late rows are the exception. Rows that no
+    reported window covers (free usage before a subscription) are never billed.
+    """
+    period_start, _ = account.current_period(closed_before)
+    late_rows = list(
+        UsageRollup.objects.select_for_update(skip_locked=True)
+        .filter(
+            account_id=account.pk,
+            meter_report__isnull=True,
+            minute__lt=period_start,
+            minute__gte=now - STRIPE_ACCEPTS_PAST,
+        )
+        .values_list("pk", "minute", "units")
+    )
+    if not late_rows:
+        return []
+    windows = list(
+        account.meter_reports.filter(sequence=0, window_end__gt=min(r[1] for r in late_rows))
+        .filter(window_start__lt=period_start)
+        .order_by("window_start")
+        .values_list("window_start", "window_end")
+    )
+    created = []
+    for start, end in windows:
+        rows = [(pk, units) for pk, minute, units in late_rows if start <= minute < end]
+        units = sum(row_units for _, row_units in rows)
+        if units <= 0:
+            continue
+        sequence = 1 + (
+            account.meter_reports.filter(window_start=start).aggregate(last=Max("sequence"))["last"]
+            or 0
+        )
+        report = _ledger_write(
+            MeterReport(
+                account=account,
+                window_start=start,
+                window_end=end,
+                sequence=sequence,
+                units=units,
+                identifier=MeterReport.identifier_for(account.pk, start, sequence),
+                event_name=settings.STRIPE_METER_EVENT_NAME,
+                stripe_customer_id=customer_id,
+            ),
+            [pk for pk, _ in rows],
+            now,
+        )
+        logger.warning(
+            "Usage report %s: %s units rolled up after their window was reported",
+            report.identifier,
+            units,
+        )
+        created.append(report)
     return created
 
 
@@ -286,14 +384,20 @@ def _report_create(
         event_name=settings.STRIPE_METER_EVENT_NAME,
         stripe_customer_id=customer_id,
     )
+    return _ledger_write(report, [pk for pk, _ in rows], now)
+
+
+def _ledger_write(report: MeterReport, rollup_ids: list[int], now: datetime) -> MeterReport:
+    """Save the report and claim its rollups, in the caller's transaction."""
     if _too_old_for_stripe(report, now):
         report.status = MeterReport.Status.STALE
         report.last_error = "Window older than Stripe accepts (35 days); settle it by hand."
-        logger.error("Usage report %s is stale: %s units never sent", report.identifier, units)
+        logger.error(
+            "Usage report %s is stale: %s units never sent", report.identifier, report.units
+        )
     report.save()
-    ids = [pk for pk, _ in rows]
-    for offset in range(0, len(ids), _UPDATE_BATCH):
-        chunk = ids[offset : offset + _UPDATE_BATCH]
+    for offset in range(0, len(rollup_ids), _UPDATE_BATCH):
+        chunk = rollup_ids[offset : offset + _UPDATE_BATCH]
         UsageRollup.objects.filter(pk__in=chunk).update(meter_report=report)
     return report
 
@@ -404,12 +508,14 @@ def _send(report: MeterReport, client: stripe.StripeClient) -> MeterReport:
         "timestamp": int(report.event_time.timestamp()),
     }
     error = ""
+    tried_before = report.attempts
     for attempt in range(1, MAX_TRIES + 1):
         # Counted before the call: from here on the event may have reached Stripe.
         MeterReport.objects.filter(pk=report.pk).update(attempts=F("attempts") + 1)
         try:
             client.v1.billing.meter_events.create(
-                params=params, options={"idempotency_key": report.identifier}
+                params=params,
+                options={"idempotency_key": _idempotency_key(report, tried_before + attempt)},
             )
         except stripe.InvalidRequestError as exc:
             if _is_duplicate(exc):
@@ -431,6 +537,16 @@ def _send(report: MeterReport, client: stripe.StripeClient) -> MeterReport:
         else:
             return _mark_sent(report, "")
     return _mark(report, MeterReport.Status.FAILED, error)
+
+
+def _idempotency_key(report: MeterReport, try_number: int) -> str:
+    """A key of its own for each try. Stripe saves the first answer given to an idempotency key
+    once the request began executing, a 500 included, and replays it for 24 hours ("Idempotent
+    requests", https://docs.stripe.com/api/idempotent_requests): a retry under the same key
+    would get that 500 back forever. What keeps a retry from counting twice is the meter event's
+    ``identifier``, which Stripe deduplicates on its own; within one try the SDK's network
+    retries reuse this key."""
+    return f"{report.identifier}:try-{try_number}"
 
 
 def _is_duplicate(exc: stripe.InvalidRequestError) -> bool:

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Literal, get_args
 
+import stripe
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -13,7 +14,7 @@ from djstripe.models import Customer, Event, Subscription
 
 from billing.emails import payment_failed_email_send
 from billing.selectors import account_for_stripe_customer, tier_default, tier_for_subscription
-from billing.stripe_api import as_dict, expandable_id, stripe_client
+from billing.stripe_api import as_dict, expandable_id, is_missing, stripe_client
 from billing.subscriptions import (
     ENDED,
     PAYING,
@@ -144,8 +145,11 @@ def account_subscription_apply(
         account.grace_until = None
         if account.period_end is not None:
             # Back to monthly quota periods, anchored when the paid period stopped (once: a
-            # second look at the same ended subscription leaves the period alone).
-            account.period_start = min(now, state.period_end or now)
+            # second look at the same ended subscription leaves the period alone): when Stripe
+            # ended the subscription (``ended_at``, see SubscriptionState), however late the
+            # webhook or the reconcile gets to it. Without one (a paused subscription has not
+            # ended on Stripe), the end of the paid period, or now if that is still ahead.
+            account.period_start = state.ended_at or min(now, state.period_end or now)
             account.period_end = None
     else:
         if state.status in PAYING | PAYMENT_DUE and state.period_start and state.period_end:
@@ -171,9 +175,17 @@ def account_subscription_apply(
     return billing_state_save(account=account, before=before)
 
 
-def _subscription_fetch(subscription_id: str) -> dict[str, Any]:
-    """The subscription as Stripe has it now, stored through dj-stripe on the way."""
-    subscription = stripe_client().v1.subscriptions.retrieve(subscription_id)
+def _subscription_fetch(subscription_id: str) -> dict[str, Any] | None:
+    """The subscription as Stripe has it now, stored through dj-stripe on the way. None: Stripe
+    does not know it ("404 Not Found: The requested resource doesn't exist", Errors,
+    https://docs.stripe.com/api/errors; code ``resource_missing``). Any other failure raises,
+    so the webhook answers 500 and Stripe delivers the event again later."""
+    try:
+        subscription = stripe_client().v1.subscriptions.retrieve(subscription_id)
+    except stripe.InvalidRequestError as error:
+        if is_missing(error):
+            return None
+        raise
     # dj-stripe pages through the items of the SDK object itself, so it gets the object.
     Subscription.sync_from_stripe_data(subscription)
     return as_dict(subscription)
@@ -209,22 +221,44 @@ def _apply_locked(state: SubscriptionState, data: dict, fallback_id: Any = None)
 
 def stripe_event_apply(*, event: Event) -> None:
     """What one Stripe event means for an account. Called by the webhook receivers after
-    dj-stripe stored the event (once per event id) and synced its object."""
+    dj-stripe stored the event (once per event id) and synced its object.
+
+    The account follows the subscription as Stripe has it, never the event payload: the
+    signature proves the event came from Stripe, not that it is the current state (events
+    arrive late, out of order, or name a subscription Stripe no longer has). An event about a
+    subscription Stripe does not know changes nothing and is accepted, so that Stripe does not
+    deliver it again for days.
+    """
     obj = event.data.get("object") or {}
+    fallback_id = None
     if event.type == "checkout.session.completed":
-        subscription_id = expandable_id(obj.get("subscription"))
-        if obj.get("mode") != "subscription" or not subscription_id:
+        if obj.get("mode") != "subscription":
             return
-        data = _subscription_fetch(subscription_id)
-        _apply_locked(SubscriptionState.from_stripe(data), data, obj.get("client_reference_id"))
+        subscription_id = expandable_id(obj.get("subscription"))
+        fallback_id = obj.get("client_reference_id")
     elif event.type.startswith("customer.subscription."):
-        # dj-stripe's own receiver ran first and re-fetched the subscription from Stripe, so its
-        # row is fresher than the event payload.
-        row = Subscription.objects.filter(id=obj.get("id")).first()
-        data = row.stripe_data if row is not None else obj
-        _apply_locked(SubscriptionState.from_stripe(data), data)
+        subscription_id = obj.get("id")
     elif event.type in ("invoice.paid", "invoice.payment_failed"):
         subscription_id = invoice_subscription_id(obj)
-        if subscription_id:
-            data = _subscription_fetch(subscription_id)
-            _apply_locked(SubscriptionState.from_stripe(data), data)
+    else:
+        return
+    if not subscription_id:
+        return
+
+    data = None
+    if event.type.startswith("customer.subscription."):
+        # dj-stripe's own receiver ran first and re-fetched the subscription from Stripe, so its
+        # row, when there is one, is Stripe's word. None: Stripe did not answer with one.
+        row = Subscription.objects.filter(id=subscription_id).first()
+        data = row.stripe_data if row is not None else None
+    if data is None:
+        data = _subscription_fetch(subscription_id)
+    if data is None:
+        logger.warning(
+            "Ignoring %s (%s): Stripe has no subscription %s",
+            event.type,
+            event.id,
+            subscription_id,
+        )
+        return
+    _apply_locked(SubscriptionState.from_stripe(data), data, fallback_id)

@@ -2,8 +2,10 @@
 the account. Subscriptions are given in Stripe's dahlia shape (periods on the items)."""
 
 import time
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from billing.services.subscriptions import account_subscription_apply
 from tests.factories import AccountFactory
@@ -100,3 +102,25 @@ def test_applying_the_same_state_twice_changes_nothing_the_second_time(catalog):
     assert account_subscription_apply(account=account, subscription=subscription) == {}
     account.refresh_from_db()
     assert account.cache_version == version
+
+
+@pytest.mark.django_db
+def test_an_ended_subscription_starts_the_free_period_when_stripe_ended_it(catalog):
+    """Processed late (a retried webhook, the daily reconcile): the paid period still stops,
+    and the free one starts, at the subscription's ``ended_at``, not when we looked."""
+    account = AccountFactory()
+    account_subscription_apply(
+        account=account, subscription=_subscription("sub_1", "active", catalog.pro)
+    )
+    now = timezone.now().replace(microsecond=0)
+    ended_at = now - timedelta(hours=3)
+    ended = _subscription("sub_1", "canceled", catalog.pro, ended_at=int(ended_at.timestamp()))
+
+    account_subscription_apply(account=account, subscription=ended, now=now)
+
+    account.refresh_from_db()
+    assert (account.tier, account.period_start, account.period_end) == (
+        catalog.free,
+        ended_at,
+        None,
+    )

@@ -4,6 +4,8 @@
 import pytest
 import requests
 
+from billing.stripe_api import stripe_client
+
 PORTAL = "/billing/portal/"
 
 
@@ -56,8 +58,20 @@ def test_resuming_a_cancellation_clears_the_notice(owner_client, subscribed, cat
 
 
 @pytest.mark.django_db
-def test_cancel_now_drops_to_the_default_tier_at_once(owner_client, subscribed, catalog, webhooks):
-    _portal_action(owner_client, "cancel_now")
+def test_the_portal_cancels_at_period_end_only(owner_client, subscribed):
+    # Our configuration's subscription_cancel mode is at_period_end: the tier runs to the end.
+    response = owner_client.post(PORTAL)
+    done = requests.post(response["Location"] + "/action", data={"action": "cancel_now"}, timeout=5)
+
+    assert done.status_code == 403  # not offered by the configuration
+    subscribed.refresh_from_db()
+    assert subscribed.cancel_at_period_end is False
+
+
+@pytest.mark.django_db
+def test_cancel_now_drops_to_the_default_tier_at_once(subscribed, catalog, webhooks):
+    # As an operator does it in the Stripe Dashboard (the portal cancels at period end only).
+    stripe_client().v1.subscriptions.cancel(subscribed.stripe_subscription_id)
     webhooks.deliver()
 
     subscribed.refresh_from_db()

@@ -147,3 +147,115 @@ def test_events_of_a_customer_without_account_are_accepted(
     results = webhooks.deliver()
 
     assert {r["type"] for r in results} >= {"customer.subscription.created", "invoice.paid"}
+
+
+def _event(event_type: str, obj: dict) -> bytes:
+    """An event as Stripe signs and sends it, about ``obj``."""
+    return json.dumps(
+        {
+            "id": f"evt_{event_type.replace('.', '_')}_0001",
+            "object": "event",
+            "api_version": "2026-05-27.dahlia",
+            "created": int(time.time()),
+            "livemode": False,
+            "pending_webhooks": 1,
+            "request": {"id": None, "idempotency_key": None},
+            "type": event_type,
+            "data": {"object": obj},
+        }
+    ).encode()
+
+
+_UNKNOWN_SUBSCRIPTION = "sub_NotOnStripe0001"
+_INVOICE_PARENT = {"subscription_details": {"subscription": _UNKNOWN_SUBSCRIPTION}}
+
+
+@pytest.mark.django_db
+def test_an_event_for_a_subscription_stripe_does_not_know_changes_nothing(
+    account, catalog, webhooks, client, stripe_client
+):
+    """Signed, but about a subscription Stripe has no record of (deleted test data, a replayed
+    event): its payload is not taken for the truth. The event is accepted all the same, or
+    Stripe would send it again for days: "Stripe automatically resends the undelivered events
+    to your endpoint for up to three days" (Process undelivered webhook events,
+    https://docs.stripe.com/webhooks/process-undelivered-events)."""
+    customer = stripe_client.v1.customers.create(params={"email": account.owner.email})
+    version = account.cache_version
+    now = int(time.time())
+    claimed = {
+        "id": _UNKNOWN_SUBSCRIPTION,
+        "object": "subscription",
+        "customer": customer.id,
+        "status": "active",
+        "cancel_at_period_end": False,
+        "ended_at": None,
+        "metadata": {"account_id": str(account.pk)},
+        "items": {
+            "object": "list",
+            "data": [
+                {
+                    "id": "si_NotOnStripe0001",
+                    "object": "subscription_item",
+                    "price": {
+                        "id": catalog.pro.stripe_base_price.id,
+                        "product": catalog.pro.stripe_product.id,
+                    },
+                    "current_period_start": now,
+                    "current_period_end": now + 30 * 86400,
+                }
+            ],
+        },
+    }
+
+    response = _post(client, webhooks.endpoint, _event("customer.subscription.updated", claimed))
+
+    assert response.status_code == 200
+    account.refresh_from_db()
+    assert (account.tier, account.payment_status, account.stripe_subscription_id) == (
+        catalog.free,
+        "none",
+        "",
+    )
+    assert account.cache_version == version
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("event_type", "obj"),
+    [
+        (
+            "checkout.session.completed",
+            {
+                "id": "cs_NotOnStripe0001",
+                "object": "checkout.session",
+                "mode": "subscription",
+                "subscription": _UNKNOWN_SUBSCRIPTION,
+            },
+        ),
+        (
+            "invoice.paid",
+            {"id": "in_NotOnStripe0001", "object": "invoice", "parent": _INVOICE_PARENT},
+        ),
+        (
+            "invoice.payment_failed",
+            {"id": "in_NotOnStripe0002", "object": "invoice", "parent": _INVOICE_PARENT},
+        ),
+    ],
+)
+def test_a_session_or_invoice_of_a_subscription_stripe_does_not_know_changes_nothing(
+    account, catalog, webhooks, client, stripe_client, event_type, obj
+):
+    customer = stripe_client.v1.customers.create(params={"email": account.owner.email})
+    version = account.cache_version
+    obj = {**obj, "customer": customer.id, "client_reference_id": str(account.pk)}
+
+    response = _post(client, webhooks.endpoint, _event(event_type, obj))
+
+    assert response.status_code == 200
+    account.refresh_from_db()
+    assert (account.tier, account.payment_status, account.stripe_subscription_id) == (
+        catalog.free,
+        "none",
+        "",
+    )
+    assert account.cache_version == version

@@ -1,10 +1,13 @@
 """billing.services.tier_sync_to_stripe / tiers_sync_to_stripe against the Stripe emulator."""
 
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 import pytest
+import stripe
 from djstripe.models import Price
 
+from billing import stripe_specs
 from billing.models import Tier
 from billing.services.catalog import tier_sync_to_stripe, tiers_sync_to_stripe
 from portal.models import AuditEntry
@@ -227,3 +230,26 @@ def test_a_stripe_account_that_lost_everything_is_filled_again(stripe_api, strip
     assert tier.stripe_base_price is not None
     assert stripe_client.v1.prices.retrieve(tier.stripe_base_price.id).active is True
     assert stripe_client.v1.billing.meters.retrieve(tier.stripe_meter_id).status == "active"
+
+
+@pytest.mark.django_db
+def test_every_request_of_a_sync_carries_the_pinned_api_version(stripe_api, settings, monkeypatch):
+    """Our client and dj-stripe's module-level calls alike (it lists a product's features with
+    ``stripe.Product.list_features`` and no version of its own). A request without our pinned
+    version gets the SDK's, or the account's default: "your API calls to Stripe use the API
+    version that was current when the SDK was released" (Set a Stripe API version,
+    https://docs.stripe.com/sdks/set-version)."""
+    sent: list[tuple[str, str | None]] = []
+    request = stripe.RequestsClient.request
+
+    def recording(self, method, url, headers, post_data=None):
+        sent.append((urlsplit(url).path, (headers or {}).get("Stripe-Version")))
+        return request(self, method, url, headers, post_data)
+
+    monkeypatch.setattr(stripe.RequestsClient, "request", recording)
+    tier = PaidTierFactory(slug="pro", name="Pro", base_price_cents=2900)
+
+    tiers_sync_to_stripe(tiers=[tier])
+
+    assert f"/v1/products/{stripe_specs.product_id(tier)}/features" in {path for path, _ in sent}
+    assert {path: version for path, version in sent if version != settings.STRIPE_API_VERSION} == {}

@@ -51,3 +51,38 @@ def test_thirty_percent_failures_change_nothing_in_what_stripe_bills(
         assert stripe_total(reporting_stripe, account) == expected[account.pk]
         assert reported_units(account) == expected[account.pk]
     assert MeterReport.objects.count() == 30
+
+
+def test_a_500_on_the_first_send_is_retried_under_a_new_key_and_billed_once(
+    reporting_stripe, subscribed_account, add_usage
+):
+    # Stripe saves a request's first answer, a 500 included, under its Idempotency-Key and
+    # replays it for 24 hours (docs/stripe.md): a retry under the same key never gets through.
+    account = subscribed_account()
+    base = hour_floor(timezone.now()) - timedelta(hours=2)
+    add_usage(account, base + timedelta(minutes=7), 13)
+    reporting_stripe.inject_fault(METER_EVENTS, status=500, count=1, apply=True)
+
+    usage_report_run(now=base + timedelta(hours=1, minutes=6))
+
+    report = MeterReport.objects.get(account=account)
+    assert report.status == MeterReport.Status.SENT
+    assert report.attempts == 2
+    assert stripe_total(reporting_stripe, account) == 13
+
+
+def test_a_500_on_every_try_of_a_run_leaves_the_report_for_the_next_run(
+    reporting_stripe, subscribed_account, add_usage
+):
+    account = subscribed_account()
+    base = hour_floor(timezone.now()) - timedelta(hours=2)
+    add_usage(account, base + timedelta(minutes=7), 4)
+    reporting_stripe.inject_fault(METER_EVENTS, status=500, count=5)
+
+    usage_report_run(now=base + timedelta(hours=1, minutes=6))
+    assert MeterReport.objects.get(account=account).status == MeterReport.Status.FAILED
+
+    usage_report_run(now=base + timedelta(hours=1, minutes=30))
+
+    assert MeterReport.objects.get(account=account).status == MeterReport.Status.SENT
+    assert stripe_total(reporting_stripe, account) == 4

@@ -311,3 +311,56 @@ def test_an_unconfirmed_report_past_stripes_duplicate_window_goes_to_an_operator
     assert report.status == MeterReport.Status.STALE
     assert "duplicate window" in report.last_error
     assert reporting_stripe.request_count(METER_EVENTS) == 0
+
+
+def test_usage_rolled_up_after_its_periods_final_window_is_reported_on_its_own(
+    reporting_stripe, subscribed_account, add_usage
+):
+    # Twenty past an hour, so no hour boundary lies between the period's end and the runs.
+    now = hour_floor(timezone.now()) - timedelta(minutes=40)
+    end = now - timedelta(minutes=10)
+    account = subscribed_account()
+    Account.objects.filter(pk=account.pk).update(period_start=end, period_end=add_months(end, 1))
+    MeterReportFactory(
+        account=account,
+        window_start=add_months(end, -1),
+        window_end=hour_floor(end),
+        status=MeterReport.Status.SENT,
+    )
+    add_usage(account, end - timedelta(minutes=6), 6)
+    usage_report_run(now=now, period_close_only=True)
+    # The rollup job was minutes behind: the period's last minutes land after its final window.
+    add_usage(account, end - timedelta(minutes=1), 9)
+    add_usage(account, end - timedelta(minutes=2), 1)
+
+    usage_report_run(now=now + timedelta(minutes=4), period_close_only=True)
+
+    late = MeterReport.objects.get(account=account, sequence=1)
+    assert (late.units, late.status) == (10, MeterReport.Status.SENT)
+    assert late.window_end == end and late.event_time < end  # billed in the period it was used
+    assert late.identifier == MeterReport.identifier_for(account.pk, late.window_start, 1)
+    assert stripe_total(reporting_stripe, account) == 16
+
+    usage_report_run(now=now + timedelta(minutes=8))
+
+    assert stripe_total(reporting_stripe, account) == 16
+    assert MeterReport.objects.filter(account=account).count() == 3
+
+
+def test_free_usage_before_a_subscription_stays_unbilled_after_its_period_closes(
+    reporting_stripe, subscribed_account, add_usage
+):
+    now = hour_floor(timezone.now()) - timedelta(minutes=40)
+    end = now - timedelta(minutes=10)
+    account = subscribed_account()
+    Account.objects.filter(pk=account.pk).update(period_start=end, period_end=add_months(end, 1))
+    started = end - timedelta(days=3)
+    stripe_subscription_started(account, started)
+    add_usage(account, started - timedelta(hours=5), 50)  # still on the free tier
+    add_usage(account, end - timedelta(minutes=30), 7)
+
+    usage_report_run(now=now, period_close_only=True)
+    usage_report_run(now=now + timedelta(minutes=30))
+
+    assert stripe_total(reporting_stripe, account) == 7
+    assert UsageRollup.objects.get(account=account, units=50).meter_report is None
