@@ -61,7 +61,8 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 stripe-emulator: $(STAMP)
-	$(BIN)/python -m devtools.stripe_emulator --port $${STRIPE_EMULATOR_PORT:-12111}
+	$(BIN)/python -m devtools.stripe_emulator --port $${STRIPE_EMULATOR_PORT:-12111} \
+		--state-file $${STRIPE_EMULATOR_STATE_FILE:-var/stripe-emulator.json}
 
 bench: $(STAMP)
 	@for script in bench/*.py; do case $$script in bench/_*) continue;; esac; \

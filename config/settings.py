@@ -220,6 +220,10 @@ STRIPE_TEST_PUBLIC_KEY = env_str("STRIPE_TEST_PUBLIC_KEY")
 STRIPE_API_VERSION = "2026-05-27.dahlia"
 # The bundled emulator stands in for Stripe when no key is configured (never in production).
 STRIPE_EMULATOR_PORT = env_int("STRIPE_EMULATOR_PORT", 12111)
+# Where `make run`'s emulator keeps its customers, subscriptions and invoices across restarts.
+STRIPE_EMULATOR_STATE_FILE = env_str(
+    "STRIPE_EMULATOR_STATE_FILE", str(VAR_DIR / "stripe-emulator.json")
+)
 STRIPE_USE_EMULATOR = not (STRIPE_LIVE_SECRET_KEY or STRIPE_TEST_SECRET_KEY) and not PRODUCTION
 if STRIPE_USE_EMULATOR:
     # dj-stripe only accepts keys shaped like Stripe's (sk_test_ + 24 or more letters/digits).

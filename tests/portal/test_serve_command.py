@@ -6,11 +6,15 @@ already imported every task module, which would hide a job whose task was never 
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import stripe
 from django.conf import settings
+
+from portal.management.commands.serve import Command
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,3 +68,21 @@ def test_every_scheduled_job_runs_in_the_embedded_process(tmp_path):
     # Registered and eager: beat runs each job in this process, where the counters live.
     assert result["eager"] is True
     assert result["beat_thread"] == "_Threaded"
+
+
+def test_the_embedded_emulator_keeps_its_customers_across_a_restart(tmp_path, settings):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        settings.STRIPE_EMULATOR_PORT = probe.getsockname()[1]
+    settings.STRIPE_EMULATOR_STATE_FILE = str(tmp_path / "stripe-emulator.json")
+    emulator = Command()._start_emulator()
+    client = stripe.StripeClient("sk_test_serve", base_addresses={"api": emulator.url})
+    customer = client.v1.customers.create(params={"email": "dev@example.com"})
+    emulator.stop()
+
+    restarted = Command()._start_emulator()
+    try:
+        again = stripe.StripeClient("sk_test_serve", base_addresses={"api": restarted.url})
+        assert again.v1.customers.retrieve(customer.id).email == "dev@example.com"
+    finally:
+        restarted.stop()

@@ -75,7 +75,11 @@ class Command(BaseCommand):
     def _start_emulator(self):
         from devtools.stripe_emulator import Emulator
 
-        emulator = Emulator(port=settings.STRIPE_EMULATOR_PORT)
+        # Its state lives in a file, so a restart keeps every customer the portal links to.
+        emulator = Emulator(
+            port=settings.STRIPE_EMULATOR_PORT,
+            state_file=settings.STRIPE_EMULATOR_STATE_FILE or None,
+        )
         try:
             emulator.start()
         except OSError as exc:
