@@ -38,6 +38,7 @@ next period), discounts, taxes.
 from __future__ import annotations
 
 import calendar
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -148,7 +149,7 @@ def is_flexible(sub: dict) -> bool:
 def _item(state: State, subscription_id: str, price_id: str, quantity, start: int, end: int):
     store = state.store
     now = store.now()
-    item = {
+    item: dict = {
         "id": store.new_id("si", 14),
         "object": "subscription_item",
         "billing_thresholds": None,
@@ -615,7 +616,7 @@ def invoice_create(
     licensed_period: tuple[int, int] | None,
     metered_period: tuple[int, int] | None,
     usage_starts: dict[str, int] | None = None,
-    extra_lines: list[dict] = (),
+    extra_lines: Sequence[dict] = (),
     finalize_at: int | None = None,
 ) -> dict:
     """A draft invoice: licensed items billed in advance for `licensed_period`, metered items in

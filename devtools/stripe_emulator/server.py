@@ -103,8 +103,9 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             return self._send_error(StripeError("Invalid JSON body.", replayable=False), request_id)
         idempotency_key = _idempotency_key(method, path, self.headers)
-        slot = (key, idempotency_key) if idempotency_key else None
-        if slot is not None:
+        slot: tuple[str, str] | None = None
+        if idempotency_key:
+            slot = (key, idempotency_key)
             with state.store.lock:
                 if slot in state.store.in_flight:
                     return self._send_error(_key_in_use(idempotency_key), request_id)
@@ -143,8 +144,8 @@ class Handler(BaseHTTPRequestHandler):
                 if saved is not None:
                     if saved["fingerprint"] != fingerprint:
                         return self._send_error(_key_reused(idempotency_key), request_id)
-                    headers = {**saved["headers"], "Idempotent-Replayed": "true"}
-                    return self._send(saved["status"], saved["body"].encode(), request_id, headers)
+                    replayed = {**saved["headers"], "Idempotent-Replayed": "true"}
+                    return self._send(saved["status"], saved["body"].encode(), request_id, replayed)
             rollback = None
             if fault is not None and not fault.apply:
                 rollback = (store.snapshot(), list(state.webhooks.pending))
@@ -259,10 +260,8 @@ def _execute(state, route, path_args, params) -> tuple[int, bytes, bool]:
         return error.status, json.dumps(error.body()).encode(), error.replayable
     except Exception:  # a bug here is a 500 once execution began, as Stripe's would be
         logger.exception("emulator handler failed: %s", route.pattern.pattern)
-        error = StripeError(
-            "An unknown error occurred (emulator bug).", status=500, type="api_error"
-        )
-        return 500, json.dumps(error.body()).encode(), True
+        bug = StripeError("An unknown error occurred (emulator bug).", status=500, type="api_error")
+        return 500, json.dumps(bug.body()).encode(), True
 
 
 def _fault_answer(fault, saved: bool) -> tuple[int, bytes, dict[str, str]]:

@@ -132,6 +132,8 @@ class Webhooks:
         self._wake = threading.Condition(store.lock)
         self._stopping = False
         self._worker: threading.Thread | None = None
+        # Deliveries a worker took off `pending` and has not recorded yet (guarded by `_wake`).
+        self._in_flight = 0
         # Called (under the store lock) after each delivery attempt: the state file is saved.
         self.on_change: Callable[[], None] = lambda: None
         self.mode = "manual"
@@ -303,7 +305,7 @@ class Webhooks:
         """Block until no delivery is queued (http mode); True if it got there in time."""
         deadline = time.monotonic() + timeout
         with self._wake:
-            while self.pending or getattr(self, "_in_flight", 0):
+            while self.pending or self._in_flight:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -311,7 +313,6 @@ class Webhooks:
         return True
 
     def _run(self) -> None:
-        self._in_flight = 0
         while True:
             with self._wake:
                 while not self._stopping:

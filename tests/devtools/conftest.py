@@ -6,15 +6,16 @@ from dataclasses import dataclass
 
 import pytest
 import requests
+import stripe
 
 
 @dataclass
 class Catalog:
-    customer: object
-    product: object
-    meter: object
-    base: object
-    metered: object
+    customer: stripe.Customer
+    product: stripe.Product
+    meter: stripe.billing.Meter
+    base: stripe.Price
+    metered: stripe.Price
 
 
 @pytest.fixture

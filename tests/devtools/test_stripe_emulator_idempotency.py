@@ -11,6 +11,8 @@ import pytest
 import requests
 import stripe
 
+from devtools.stripe_emulator.router import resolve
+
 CUSTOMERS = "/v1/customers"
 METER_EVENTS = "/v1/billing/meter_events"
 
@@ -99,6 +101,25 @@ def test_errors_after_execution_began_are_saved(stripe_client, stripe_emulator):
     assert replay.status_code == 404 and replay.headers["Idempotent-Replayed"] == "true"
 
 
+def test_a_crashing_handler_answers_a_saved_500(stripe_emulator, monkeypatch, caplog):
+    # An emulator bug surfaces as Stripe's own would once execution began: a 500 `api_error`,
+    # saved under the Idempotency-Key and replayed, never a dropped connection.
+    route, _, _ = resolve("POST", CUSTOMERS)
+    assert route is not None
+
+    def crash(state, params):
+        raise RuntimeError("emulator bug")
+
+    monkeypatch.setattr(route, "handler", crash)
+    first = _post(stripe_emulator, CUSTOMERS, "k-bug", name="n")
+    assert first.status_code == 500
+    assert first.json()["error"]["type"] == "api_error"
+    assert "emulator handler failed" in caplog.text
+    again = _post(stripe_emulator, CUSTOMERS, "k-bug", name="n")
+    assert (again.status_code, again.json()) == (500, first.json())
+    assert again.headers["Idempotent-Replayed"] == "true"
+
+
 def test_a_key_is_pruned_after_24_hours(stripe_client, stripe_emulator):
     stripe_emulator.inject_fault(CUSTOMERS, status=500, count=1)
     assert _post(stripe_emulator, CUSTOMERS, "k-day", email="d@example.com").status_code == 500
@@ -110,7 +131,7 @@ def test_a_key_is_pruned_after_24_hours(stripe_client, stripe_emulator):
 
 def test_a_concurrent_request_with_the_same_key_is_a_409_not_saved(catalog, stripe_emulator):
     stripe_emulator.inject_fault(CUSTOMERS, status=None, delay=0.5, apply=True, count=1)
-    slow = {}
+    slow: dict[str, requests.Response] = {}
     thread = threading.Thread(
         target=lambda: slow.update(answer=_post(stripe_emulator, CUSTOMERS, "k-twice", name="n"))
     )

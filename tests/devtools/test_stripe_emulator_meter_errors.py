@@ -67,9 +67,12 @@ def test_the_thin_notification_is_signed_and_fetched_through_the_sdk(
     )
     _send(stripe_client, {"value": "3"})  # no stripe_customer_id in the payload
     deliveries = []
-    stripe_emulator.deliver_pending(
-        lambda url, body, headers: deliveries.append((url, body, headers)) or 200
-    )
+
+    def send(url, body, headers):
+        deliveries.append((url, body, headers))
+        return 200
+
+    stripe_emulator.deliver_pending(send)
     # Only the event destination gets it: a v1 webhook endpoint never receives thin events.
     assert [url for url, _, _ in deliveries] == ["http://portal.test/stripe/thin-events/"]
     _, body, headers = deliveries[0]

@@ -156,6 +156,7 @@ def test_the_cli_takes_the_state_file_from_the_environment(tmp_path):
         text=True,
     )
     try:
+        assert process.stdout is not None  # stdout=PIPE
         assert f"state in {path}" in process.stdout.readline()
         url = f"http://127.0.0.1:{port}/v1/customers"
         deadline = time.monotonic() + 10

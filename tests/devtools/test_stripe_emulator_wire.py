@@ -9,6 +9,12 @@ import stripe
 from devtools.stripe_emulator.forms import decode
 
 
+def _json_body(error: stripe.StripeError) -> dict:
+    """The error's decoded body; stripe-python types `json_body` as a bare `object`."""
+    assert isinstance(error.json_body, dict)
+    return error.json_body
+
+
 def test_nested_form_keys_decode_to_lists_and_dicts():
     params = decode(
         "line_items[0][price]=p1&line_items[0][quantity]=1&line_items[1][price]=p2"
@@ -38,7 +44,7 @@ def test_unknown_parameter_is_a_400(stripe_client):
     assert error.http_status == 400
     assert error.code == "parameter_unknown"
     assert error.param == "emial"
-    assert error.json_body["error"]["type"] == "invalid_request_error"
+    assert _json_body(error)["error"]["type"] == "invalid_request_error"
 
 
 def test_missing_parameter_is_a_400(stripe_client):
@@ -108,7 +114,7 @@ def test_idempotent_replay_and_mismatch(stripe_client, stripe_emulator):
     with pytest.raises(stripe.IdempotencyError) as caught:
         stripe_client.v1.customers.create(params={"email": "b@example.com"}, options=options)
     assert caught.value.http_status == 400
-    assert caught.value.json_body["error"]["type"] == "idempotency_error"
+    assert _json_body(caught.value)["error"]["type"] == "idempotency_error"
 
 
 def test_metadata_merges_and_unsets(stripe_client):

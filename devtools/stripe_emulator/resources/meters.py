@@ -211,7 +211,7 @@ def meter_event_create(state: State, params: dict) -> dict:
     }
     if meter is None and archived is None:
         _report(state, event, "no_meter", f"No active meter with event name {event['event_name']}.")
-    elif meter is None:
+    elif archived is not None:  # set only when no active meter has the name
         _report(
             state,
             event,

@@ -346,6 +346,7 @@ def portal_session_create(state: State, params: dict) -> dict:
     require(params, "customer")
     store = state.store
     store.get(params["customer"], "customer", "customer")
+    configuration: dict | None
     if params.get("configuration"):
         configuration = store.get(
             params["configuration"], "billing_portal.configuration", "configuration"
@@ -410,8 +411,8 @@ def switchable_products(state: State, configuration: dict) -> list[tuple[dict, d
         product = store.find(entry["product"], "product")
         if product is None or not product["active"]:
             continue
-        prices = [store.find(p, "price") for p in entry["prices"]]
-        prices = [p for p in prices if p is not None and p["active"] and p["recurring"]]
+        found = (store.find(p, "price") for p in entry["prices"])
+        prices = [p for p in found if p is not None and p["active"] and p["recurring"]]
         licensed = next((p for p in prices if not is_metered(p)), None)
         metered = next((p for p in prices if is_metered(p)), None)
         if licensed:
