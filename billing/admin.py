@@ -6,10 +6,14 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets
 from django.db import transaction
 
-from billing.models import MeterReport, Tier
+from billing.models import MeterReport, StripeThinEvent, Tier
 from billing.services.catalog import tiers_sync_to_stripe
 from billing.services.errors import BillingError
-from billing.services.reports import MeterReportAlreadySent, usage_report_resend
+from billing.services.reports import (
+    MeterReportRefused,
+    meter_report_confirm,
+    usage_report_resend,
+)
 from billing.templatetags.billing_tags import money
 from portal.principal import request_actor
 
@@ -194,10 +198,24 @@ class TierAdmin(admin.ModelAdmin):
             self.message_user(request, result.describe(), level)
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written by the code (the ledger, what Stripe told us): read, never typed in."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(MeterReport)
-class MeterReportAdmin(admin.ModelAdmin):
+class MeterReportAdmin(ReadOnlyAdmin):
     """What was reported to Stripe. The reporter writes these rows; the admin only reads them
-    and re-sends a failed one through the reporter's own service (same identifier)."""
+    and re-sends a failed one through the reporter's own service (same identifier; a report
+    Stripe rejected goes under a new identifier to the account's current customer)."""
 
     list_display = [
         "identifier",
@@ -215,16 +233,7 @@ class MeterReportAdmin(admin.ModelAdmin):
     search_help_text = "Identifier, account email or Stripe customer id."
     list_select_related = ["account__owner"]
     ordering = ["-window_start"]
-    actions = ["resend_failed"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+    actions = ["resend_failed", "confirm_received"]
 
     def has_resend_permission(self, request) -> bool:
         return request.user.has_perm("billing.change_meterreport")
@@ -233,7 +242,9 @@ class MeterReportAdmin(admin.ModelAdmin):
     def short_error(self, report: MeterReport) -> str:
         return report.last_error if len(report.last_error) <= 80 else report.last_error[:79] + "…"
 
-    @admin.action(description="Re-send selected failed reports", permissions=["resend"])
+    @admin.action(
+        description="Re-send selected failed, stale or rejected reports", permissions=["resend"]
+    )
     def resend_failed(self, request, queryset):
         for report in queryset.order_by("window_start"):
             if report.status == MeterReport.Status.SENT:
@@ -246,10 +257,17 @@ class MeterReportAdmin(admin.ModelAdmin):
                 continue
             try:
                 result = usage_report_resend(report_id=report.pk, actor=request_actor(request))
-            except MeterReportAlreadySent as refused:
+            except MeterReportRefused as refused:
                 self.message_user(request, f"Not sent again: {refused}", messages.WARNING)
                 continue
-            if result.status == MeterReport.Status.SENT:
+            if result.status == MeterReport.Status.SENT and result.identifier != report.identifier:
+                self.message_user(
+                    request,
+                    f"Sent {result.identifier} (Stripe refused {report.identifier}) to "
+                    f"{result.stripe_customer_id}: Stripe has its {result.units} units.",
+                    messages.SUCCESS,
+                )
+            elif result.status == MeterReport.Status.SENT:
                 self.message_user(
                     request,
                     f"Sent {result.identifier}: Stripe has its {result.units} units.",
@@ -262,3 +280,33 @@ class MeterReportAdmin(admin.ModelAdmin):
                     f"{result.last_error or 'another send for this customer is in flight'}",
                     messages.ERROR,
                 )
+
+    @admin.action(
+        description="Mark selected suspect reports as received (their units are in Stripe)",
+        permissions=["resend"],
+    )
+    def confirm_received(self, request, queryset):
+        for report in queryset.order_by("window_start"):
+            if report.status != MeterReport.Status.SUSPECT:
+                self.message_user(
+                    request,
+                    f"Unchanged: {report.identifier} is {report.get_status_display().lower()}, "
+                    "not suspect.",
+                    messages.WARNING,
+                )
+                continue
+            meter_report_confirm(report_id=report.pk, actor=request_actor(request))
+            self.message_user(
+                request, f"Marked {report.identifier} sent: Stripe has its units.", messages.SUCCESS
+            )
+
+
+@admin.register(StripeThinEvent)
+class StripeThinEventAdmin(ReadOnlyAdmin):
+    """What Stripe's thin events (the meter error reports) told us, and what they changed;
+    written by the receiver at /stripe/events/, read-only here."""
+
+    list_display = ["stripe_id", "type", "received", "processed", "outcome"]
+    list_filter = ["type", ("processed", admin.EmptyFieldListFilter)]
+    search_fields = ["=stripe_id", "outcome"]
+    ordering = ["-received"]

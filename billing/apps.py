@@ -19,6 +19,9 @@ class BillingConfig(AppConfig):
         # that was current when the SDK was released" (Set a Stripe API version,
         # https://docs.stripe.com/sdks/set-version). Pin the module-level default too.
         stripe.api_version = settings.STRIPE_API_VERSION
+        # The usage discrepancies' admin, a module of its own beside billing.admin.
+        import billing.admin_discrepancies  # noqa: F401
+
         # Connects the webhook receivers, after dj-stripe's own (djstripe comes first in
         # INSTALLED_APPS), so ours see the objects dj-stripe has just synced.
         from billing import webhooks  # noqa: F401

@@ -116,6 +116,14 @@ class MeterReport(models.Model):
         FAILED = "failed", "Failed"
         # Too old for Stripe to accept (35 days): an operator has to settle it by hand.
         STALE = "stale", "Stale — needs an operator"
+        # Stripe accepted the call, then its asynchronous validation refused the event and
+        # named this identifier (v1.billing.meter.error_report_triggered): never billed. An
+        # operator fixes the cause and re-sends it under a new identifier.
+        REJECTED = "rejected", "Rejected by Stripe — needs an operator"
+        # Sent, and inside a window in which Stripe refused more events than it named: possibly
+        # rejected. An operator reads the customer's meter event summary, then confirms or
+        # re-sends it.
+        SUSPECT = "suspect", "Possibly rejected — check Stripe"
 
     account = models.ForeignKey(
         "portal.Account", on_delete=models.PROTECT, related_name="meter_reports"
@@ -134,6 +142,16 @@ class MeterReport(models.Model):
     last_error = models.TextField(blank=True)
     created = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # Identifiers Stripe rejected for this report, oldest first, each with the customer it was
+    # sent for, Stripe's error code and message, and the thin event that said so.
+    rejections = models.JSONField(default=list, blank=True)
+    # When an operator last re-sent it under a new identifier; None: never, the identifier
+    # dates from ``created``.
+    resent_at = models.DateTimeField(null=True, blank=True)
+    # None: the event is dated at the window's last second. Set on the first window after a
+    # tier switch that Stripe applied later than that second: Stripe bills a new price only for
+    # usage dated after the switch, so the event is dated just after it (billing.services.switch).
+    not_before = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-window_start"]
@@ -162,7 +180,170 @@ class MeterReport(models.Model):
         return f"{base}-late{sequence}" if sequence else base
 
     @property
+    def identifier_since(self) -> datetime:
+        """When the current identifier was first given to Stripe, whose duplicate window runs
+        from then."""
+        return self.resent_at or self.created
+
+    def next_identifier(self) -> str:
+        """The identifier a re-send after a rejection carries, once the current one is recorded
+        in ``rejections``: Stripe has seen the rejected ones and would answer them with
+        "duplicate" (it keeps an identifier 24 hours, valid or not)."""
+        return f"{self.rejections[0]['identifier']}-r{len(self.rejections)}"
+
+    @property
     def event_time(self) -> datetime:
         """The meter event's timestamp: the window's last second, inside the window (so inside
-        the billing period the window belongs to) and as recent as the window allows."""
-        return max(self.window_start, self.window_end - timedelta(seconds=1))
+        the billing period the window belongs to) and as recent as the window allows; never
+        before ``not_before``."""
+        moment = max(self.window_start, self.window_end - timedelta(seconds=1))
+        return max(moment, self.not_before) if self.not_before is not None else moment
+
+
+class StripeEventDestination(models.Model):
+    """A Stripe event destination (API v2) that sends this portal thin events, with the secret
+    its deliveries are signed with. dj-stripe's ``WebhookEndpoint`` covers v1 endpoints only;
+    thin events never reach one."""
+
+    stripe_id = models.CharField(max_length=255, unique=True)
+    url = models.URLField(max_length=500)
+    # Shown by Stripe once, in the answer to the create call.
+    secret = models.CharField(max_length=255)
+    enabled_events = models.JSONField(default=list)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return self.stripe_id
+
+
+class StripeThinEvent(models.Model):
+    """A thin event Stripe delivered, recorded once: a second delivery of the same event id
+    finds the row and changes nothing more."""
+
+    stripe_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=255)
+    received = models.DateTimeField(default=timezone.now)
+    # None: not applied yet (fetching the full event failed; Stripe delivers it again).
+    processed = models.DateTimeField(null=True, blank=True)
+    # What applying it changed, for the operator.
+    outcome = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-received"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.stripe_id}"
+
+
+class UsageDiscrepancy(models.Model):
+    """A billing period in which Stripe's meter event summary and our report ledger disagree,
+    found by the daily usage reconcile (``billing.services.usage_audit.usage_reconcile``).
+
+    One open row per account and period: a later run updates its figures, and closes it when
+    Stripe agrees again; an operator closes the ones the reconcile cannot settle.
+    """
+
+    account = models.ForeignKey(
+        "portal.Account", on_delete=models.PROTECT, related_name="usage_discrepancies"
+    )
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    # The compared span ends here: the period's end, or, for a period still running, the last
+    # hour whose reports Stripe has had time to aggregate.
+    compared_until = models.DateTimeField()
+    # Units of our sent (and stale) reports dated in the compared span, and Stripe's summary.
+    ours_units = models.PositiveBigIntegerField()
+    stripe_units = models.PositiveBigIntegerField()
+    # stripe_units - ours_units: above 0 Stripe bills units we never reported, below 0 it
+    # misses some.
+    difference = models.BigIntegerField()
+    # What Stripe's bill for the period differs by, in whole cents, at the tier's graduated
+    # metered price (included units free, the rest at the overage price, rounded once as Stripe
+    # rounds a line). Same sign as ``difference``; 0 when both sides are within the included
+    # units.
+    amount_cents = models.BigIntegerField()
+    # The units re-sent after the period's invoice was finalized: Stripe's summary has them,
+    # that invoice never will. Such a row stays open until an operator bills it by hand.
+    missed_invoice = models.BooleanField(default=False)
+    detected = models.DateTimeField(default=timezone.now)
+    checked = models.DateTimeField(default=timezone.now)
+    # None: open.
+    resolved = models.DateTimeField(null=True, blank=True)
+    # What the reconcile (or the operator) found and did, latest first.
+    resolution = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-detected"]
+        verbose_name_plural = "usage discrepancies"
+        constraints = [
+            # A re-run updates the period's open row instead of opening a second one.
+            models.UniqueConstraint(
+                fields=["account", "period_start"],
+                condition=Q(resolved__isnull=True),
+                name="usage_discrepancy_one_open_per_period",
+            ),
+            models.CheckConstraint(
+                condition=Q(difference=models.F("stripe_units") - models.F("ours_units")),
+                name="usage_discrepancy_difference_is_stripe_minus_ours",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.period_start:%Y-%m-%d}: {self.difference:+d} units"
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved is None
+
+
+class TierSwitch(models.Model):
+    """A subscription moving to another paid tier at a whole minute (``effective_at``): usage
+    counted before it is billed at the old tier's prices, from it on at the new tier's.
+
+    Stripe is asked to switch only once the usage before ``effective_at`` is reported and
+    confirmed (``billing.services.switch``); until then the row stays scheduled.
+    """
+
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        APPLIED = "applied", "Applied"
+        # The subscription changed underneath (canceled, replaced) before it could be applied.
+        CANCELED = "canceled", "Canceled"
+
+    account = models.ForeignKey(
+        "portal.Account", on_delete=models.CASCADE, related_name="tier_switches"
+    )
+    # None: the account was on no paid tier that Meterdesk knows.
+    from_tier = models.ForeignKey(
+        Tier, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    to_tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="+")
+    stripe_subscription_id = models.CharField(max_length=255)
+    effective_at = models.DateTimeField()
+    status = models.CharField(max_length=9, choices=Status.choices, default=Status.SCHEDULED)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    # When Stripe moved the subscription; None until then.
+    applied_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-effective_at"]
+        constraints = [
+            # One switch on its way per account: a second one waits for the first.
+            models.UniqueConstraint(
+                fields=["account"],
+                condition=Q(status="scheduled"),
+                name="tier_switch_one_scheduled_per_account",
+            ),
+        ]
+        indexes = [
+            # The every-minute job picks the scheduled switches that are due.
+            models.Index(fields=["status", "effective_at"], name="tier_switch_due_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} → {self.to_tier_id} at {self.effective_at:%Y-%m-%d %H:%M}"

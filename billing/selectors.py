@@ -3,7 +3,7 @@
 from django.db.models import Q, QuerySet
 from djstripe.models import Invoice
 
-from billing.models import Tier
+from billing.models import Tier, TierSwitch
 from billing.subscriptions import SubscriptionState
 from portal.models import Account
 
@@ -74,4 +74,13 @@ def invoice_list_for_account(account: Account, limit: int = 24) -> list[Invoice]
         Invoice.objects.filter(customer__djstripe_id=account.stripe_customer_id)
         .exclude(stripe_data__status="draft")
         .order_by("-created")[:limit]
+    )
+
+
+def tier_switch_pending(account: Account) -> TierSwitch | None:
+    """The account's tier switch on its way to Stripe, if any."""
+    return (
+        TierSwitch.objects.select_related("from_tier", "to_tier")
+        .filter(account=account, status=TierSwitch.Status.SCHEDULED)
+        .first()
     )

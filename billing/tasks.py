@@ -12,10 +12,12 @@ import random
 from celery import shared_task
 from django.db import transaction
 
-from billing.models import MeterReport
+from billing.models import MeterReport, TierSwitch
 from billing.services.grace import account_enforce_grace
 from billing.services.reconcile import invoices_reconcile, subscriptions_reconcile
 from billing.services.reports import usage_report_account, usage_report_due_accounts
+from billing.services.switch import tier_switches_apply
+from billing.services.usage_audit import usage_reconcile
 from metering.services import usage_rollup
 
 logger = logging.getLogger(__name__)
@@ -73,3 +75,22 @@ def report_usage_account(self, account_id: int) -> int:
 
 def _report_usage_fan_out(account_ids: list[int]) -> None:
     transaction.on_commit(lambda: [report_usage_account.delay(pk) for pk in account_ids])
+
+
+@shared_task(acks_late=True)
+def apply_tier_switches() -> int:
+    """Every minute: move each subscription whose tier switch is due, once the usage before the
+    switch is with Stripe (billing/services/switch.py). Returns how many were applied."""
+    switches = tier_switches_apply()
+    return sum(1 for switch in switches if switch.status == TierSwitch.Status.APPLIED)
+
+
+# --- Usage reconcile (billing/services/usage_audit.py) -------------------------------------
+
+
+@shared_task(acks_late=True)
+def usage_reconcile_task() -> int:
+    """Daily: compare each linked account's reports with Stripe's meter event summaries, re-send
+    what Stripe lost, flag the rest. Returns how many periods have an open discrepancy."""
+    checks = usage_reconcile()
+    return sum(1 for check in checks if check.discrepancy and check.discrepancy.is_open)

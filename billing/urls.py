@@ -1,6 +1,6 @@
 from django.urls import path
 
-from billing import views
+from billing import views, webhooks
 
 app_name = "billing"
 
@@ -9,4 +9,6 @@ urlpatterns = [
     path("billing/", views.billing_overview, name="overview"),
     path("billing/checkout/", views.checkout, name="checkout"),
     path("billing/portal/", views.portal, name="portal"),
+    # Thin events (API v2) from our Stripe event destination; v1 events go to dj-stripe's view.
+    path("stripe/events/", webhooks.stripe_thin_event, name="stripe-thin-events"),
 ]

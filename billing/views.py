@@ -13,9 +13,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
 from billing.models import Tier
-from billing.selectors import invoice_list_for_account, tier_list_public
+from billing.selectors import invoice_list_for_account, tier_list_public, tier_switch_pending
 from billing.services.checkout import billing_portal_session_create, checkout_session_create
 from billing.services.errors import BillingError
+from billing.services.switch import tier_switch_request
 from portal.models import Account
 from portal.principal import AuthenticatedHttpRequest
 from portal.services import account_ensure
@@ -68,6 +69,7 @@ def billing_overview(request: AuthenticatedHttpRequest) -> HttpResponse:
         "invoices": invoice_list_for_account(account),
         "subscribed": account.payment_status in SUBSCRIBED,
         "checkout": pending,
+        "switch": tier_switch_pending(account),
     }
     return render(request, "billing/billing.html", context)
 
@@ -89,15 +91,12 @@ def _checkout_pending(request: HttpRequest, account: Account) -> dict | None:
 @login_required
 @require_POST
 def checkout(request: AuthenticatedHttpRequest) -> HttpResponse:
-    """Upgrade: off to Stripe Checkout for the chosen tier (or to the customer portal, where a
-    subscribed developer switches tiers)."""
+    """Upgrade: off to Stripe Checkout for the chosen tier; a subscribed developer switches
+    tiers here instead, from the next whole minute (billing.services.switch)."""
     account = account_ensure(owner=request.user)
     tier = get_object_or_404(Tier, slug=request.POST.get("tier", ""), is_public=True)
     if account.payment_status in SUBSCRIBED and account.stripe_customer is not None:
-        if account.subscribed_tier_id == tier.pk:
-            messages.info(request, f"You are already subscribed to {tier.name}.")
-            return _redirect_303(reverse("billing:overview"))
-        return _leave_for_portal(request, account)
+        return _switch(request, account, tier)
     try:
         url = checkout_session_create(account=account, tier=tier)
     except BillingError as error:
@@ -113,6 +112,21 @@ def checkout(request: AuthenticatedHttpRequest) -> HttpResponse:
         "at": time.time(),
     }
     return _redirect_303(url)
+
+
+def _switch(request: HttpRequest, account: Account, tier: Tier) -> HttpResponse:
+    try:
+        switch = tier_switch_request(account=account, tier=tier)
+    except BillingError as error:
+        messages.info(request, str(error))
+        return _redirect_303(reverse("billing:overview"))
+    old = switch.from_tier.name if switch.from_tier is not None else "your current plan"
+    messages.success(
+        request,
+        f"Switching to {tier.name} at {switch.effective_at:%H:%M} UTC: usage until then is billed "
+        f"at {old}'s prices, usage from then on at {tier.name}'s.",
+    )
+    return _redirect_303(reverse("billing:overview"))
 
 
 @login_required

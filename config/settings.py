@@ -279,6 +279,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 300.0,
         "options": {"expires": 280},
     },
+    # A tier switch reaches Stripe once the usage before its minute is reported and confirmed.
+    "apply-tier-switches": {
+        "task": "billing.tasks.apply_tier_switches",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
     "send-usage-alerts": {
         "task": "metering.tasks.send_usage_alerts",
         "schedule": 300.0,
@@ -293,6 +299,12 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-subscriptions": {
         "task": "billing.tasks.subscriptions_reconcile_task",
         "schedule": crontab(hour=3, minute=17),
+        "options": {"expires": 12 * 3600},
+    },
+    # Daily, after the subscription reconcile: our usage reports against Stripe's meter summaries.
+    "reconcile-usage": {
+        "task": "billing.tasks.usage_reconcile_task",
+        "schedule": crontab(hour=4, minute=41),
         "options": {"expires": 12 * 3600},
     },
 }

@@ -12,7 +12,7 @@ from stripe.params.checkout import SessionCreateParamsLineItem
 from billing import stripe_specs
 from billing.models import Tier
 from billing.services.errors import BillingError
-from billing.stripe_api import is_missing, stripe_client
+from billing.stripe_api import as_dict, is_missing, stripe_client
 from portal.models import Account
 
 
@@ -85,32 +85,15 @@ PORTAL_CONFIGURATION_METADATA = {"managed_by": "meterdesk"}
 
 
 def portal_configuration_features() -> dict[str, Any]:
-    """What the customer portal offers: card and invoices, cancelling at the period's end
-    (the tier is kept until then), and switching between the paid tiers pushed to Stripe,
-    each with its base and metered price."""
-    products = [
-        {
-            "product": tier.stripe_product.id,
-            "prices": [
-                price.id for price in (tier.stripe_base_price, tier.stripe_metered_price) if price
-            ],
-        }
-        for tier in Tier.objects.filter(is_public=True, stripe_product__isnull=False)
-        .exclude(stripe_base_price__isnull=True)
-        .select_related("stripe_product", "stripe_base_price", "stripe_metered_price")
-        .order_by("sort_order", "base_price_cents")[:10]  # Stripe lists at most 10 products
-        if tier.stripe_product is not None
-    ]
+    """What the customer portal offers: card and invoices, and cancelling at the period's end
+    (the tier is kept until then). Not switching tiers: a switch goes through the pricing page
+    (``billing.services.switch``), which reports the old tier's usage before Stripe switches;
+    a switch in the portal would leave up to an hour of it to neither price."""
     return {
         "invoice_history": {"enabled": True},
         "payment_method_update": {"enabled": True},
         "subscription_cancel": {"enabled": True, "mode": "at_period_end"},
-        "subscription_update": {
-            "enabled": bool(products),
-            "default_allowed_updates": ["price"] if products else [],
-            "products": products,
-            "proration_behavior": "create_prorations",
-        },
+        "subscription_update": {"enabled": False},
     }
 
 
@@ -123,8 +106,8 @@ def portal_configuration_ensure(*, client: stripe.StripeClient | None = None) ->
     """The id of the customer-portal configuration for this portal's tiers, created or brought
     up to date. Stripe's portal needs a configuration, either passed with each session or
     saved as the default in the Dashboard ("Configure the customer portal",
-    https://docs.stripe.com/customer-management/configure-portal); this one is kept in step
-    with the tiers, so switching tiers offers exactly the public paid tiers."""
+    https://docs.stripe.com/customer-management/configure-portal); this one is created here
+    and kept as ``portal_configuration_features`` says, whatever was edited in the Dashboard."""
     client = client or stripe_client()
     features = portal_configuration_features()
     ours = next(
@@ -142,15 +125,11 @@ def portal_configuration_ensure(*, client: stripe.StripeClient | None = None) ->
         "default_return_url": _site_url("billing:overview"),
         "metadata": PORTAL_CONFIGURATION_METADATA,
     }
+    # The SDK types these params as nested TypedDicts; ours are plain dicts Stripe validates.
     if ours is None:
-        return client.v1.billing_portal.configurations.create(params=params).id  # type: ignore[arg-type]
-    offered = ours.features.subscription_update
-    current = sorted((entry.product, sorted(entry.prices)) for entry in (offered.products or []))
-    wanted = sorted(
-        (entry["product"], sorted(entry["prices"]))
-        for entry in features["subscription_update"]["products"]
-    )
-    if current != wanted or offered.enabled != bool(wanted):
+        created = client.v1.billing_portal.configurations.create(params=params)  # type: ignore[arg-type]
+        return created.id
+    if _differs(as_dict(ours.features), features):
         client.v1.billing_portal.configurations.update(ours.id, params=params)  # type: ignore[arg-type]
     return ours.id
 
@@ -168,3 +147,15 @@ def billing_portal_session_create(*, account: Account) -> str:
         }
     )
     return session.url
+
+
+def _differs(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """Whether any setting in ``wanted`` has another value in ``current`` (Stripe's copy
+    carries more settings than we send; only ours are compared)."""
+    for name, value in wanted.items():
+        if isinstance(value, dict):
+            if not isinstance(current.get(name), dict) or _differs(current[name], value):
+                return True
+        elif current.get(name) != value:
+            return True
+    return False

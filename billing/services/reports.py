@@ -30,7 +30,7 @@ from django.utils import timezone
 from djstripe.models import Customer, Subscription
 from stripe.params.billing import MeterEventCreateParams
 
-from billing.models import MeterReport
+from billing.models import MeterReport, TierSwitch
 from billing.stripe_api import stripe_client
 from metering.models import UsageRollup
 from portal.audit import audit_record
@@ -63,8 +63,19 @@ _LOCK_SPACE = 0x4D44
 _UPDATE_BATCH = 5000
 
 
-class MeterReportAlreadySent(Exception):
+class MeterReportRefused(Exception):
+    """An operator's re-send that cannot go ahead; the message says why."""
+
+
+class MeterReportAlreadySent(MeterReportRefused):
     """Stripe has this report; sending it again is refused."""
+
+
+# Stripe refused these (or may have) after accepting the call: an operator re-sends them under a
+# new identifier, never the automatic runs.
+NEEDS_NEW_IDENTIFIER = (MeterReport.Status.REJECTED, MeterReport.Status.SUSPECT)
+# Stripe's error code for a meter event whose customer it does not know (or was deleted).
+CUSTOMER_NOT_FOUND = "meter_event_customer_not_found"
 
 
 @dataclass(frozen=True)
@@ -97,8 +108,12 @@ def report_windows(
     cursor: datetime | None,
     closed_before: datetime,
     subscribed_since: datetime | None = None,
+    until: datetime | None = None,
 ) -> list[ReportWindow]:
     """The account's windows that are closed and not reported yet, oldest first.
+
+    ``until``: a running subscription's last window ends there rather than at an hour boundary
+    (a tier switch reports its old stretch up to the switch minute, ``billing.services.switch``).
 
     ``cursor``: where the account's last report ended (None: never reported).
     ``subscribed_since``: when its subscription started, from dj-stripe's copy (None: unknown;
@@ -113,7 +128,7 @@ def report_windows(
     """
     period_start, _ = account.current_period(closed_before)
     previous_start, _ = account.current_period(period_start - timedelta(microseconds=1))
-    hour = closed_before.replace(minute=0, second=0, microsecond=0)
+    hour = until or closed_before.replace(minute=0, second=0, microsecond=0)
 
     if subscribed_since is None and cursor is None and account.payment_status in SUBSCRIBED:
         # Never reported and no dj-stripe copy: the account's own period start, which
@@ -256,9 +271,12 @@ def _accounts_with_late_usage(
 # --- The ledger ------------------------------------------------------------------------------
 
 
-def usage_report_prepare(*, account_id: int, now: datetime | None = None) -> list[MeterReport]:
+def usage_report_prepare(
+    *, account_id: int, now: datetime | None = None, until: datetime | None = None
+) -> list[MeterReport]:
     """Write a ``MeterReport`` for each closed window of the account that has unreported
     units, claiming those rollups in the same transaction. Returns the new reports.
+    ``until``: see ``report_windows`` (the caller has rolled up every minute before it).
 
     Accounts without a Stripe customer (the free tier) are skipped: their rollups stay
     unclaimed and are never billed, also after an upgrade (see ``report_windows``).
@@ -270,25 +288,42 @@ def usage_report_prepare(*, account_id: int, now: datetime | None = None) -> lis
         # The account's row lock makes concurrent runs for one account take turns: the second
         # one waits here, then finds the first one's reports (its cursor) and claimed rows.
         account = Account.objects.select_for_update().filter(pk=account_id).first()
-        if account is None or account.stripe_customer_id is None:
+        if account is None:
             return created
-        customer_id = (
-            Customer.objects.filter(djstripe_id=account.stripe_customer_id)
-            .values_list("id", flat=True)
-            .first()
-        )
+        customer_id = _stripe_customer_id(account)
         if not customer_id:
             return created
         cursor = account.meter_reports.aggregate(end=Max("window_end"))["end"]
         since = _subscription_starts([account.stripe_subscription_id]).get(
             account.stripe_subscription_id
         )
-        for window in report_windows(account, cursor, closed_before, since):
+        scheduled = (
+            TierSwitch.objects.filter(account=account, status=TierSwitch.Status.SCHEDULED)
+            .values_list("effective_at", flat=True)
+            .first()
+        )
+        if scheduled is not None:
+            # A tier switch on its way: nothing past its minute is reported until Stripe has
+            # switched, so no event carries the new tier's usage to the old price.
+            natural_end = closed_before.replace(minute=0, second=0, microsecond=0)
+            until = min(until or natural_end, scheduled)
+        for window in report_windows(account, cursor, closed_before, since, until):
             report = _report_create(account, customer_id, window, now)
             if report is not None:
                 created.append(report)
         created.extend(_late_reports_create(account, customer_id, closed_before, now))
     return created
+
+
+def _stripe_customer_id(account: Account) -> str | None:
+    """The account's Stripe customer id now (None: it has none)."""
+    if account.stripe_customer_id is None:
+        return None
+    return (
+        Customer.objects.filter(djstripe_id=account.stripe_customer_id)
+        .values_list("id", flat=True)
+        .first()
+    )
 
 
 def _late_reports_create(
@@ -383,8 +418,27 @@ def _report_create(
         identifier=MeterReport.identifier_for(account.pk, window.start),
         event_name=settings.STRIPE_METER_EVENT_NAME,
         stripe_customer_id=customer_id,
+        not_before=_after_switch(account, window),
     )
     return _ledger_write(report, [pk for pk, _ in rows], now)
+
+
+def _after_switch(account: Account, window: ReportWindow) -> datetime | None:
+    """A moment just after the tier switch that began this window, when Stripe applied it
+    after the window's last second; None otherwise. Stripe bills the new price only for usage
+    dated after the update (see ``billing.services.switch``)."""
+    applied_at = (
+        TierSwitch.objects.filter(
+            account=account,
+            status=TierSwitch.Status.APPLIED,
+            effective_at__lte=window.start,
+            applied_at__gte=window.end - timedelta(seconds=1),
+        )
+        .order_by("-applied_at")
+        .values_list("applied_at", flat=True)
+        .first()
+    )
+    return applied_at + timedelta(seconds=1) if applied_at is not None else None
 
 
 def _ledger_write(report: MeterReport, rollup_ids: list[int], now: datetime) -> MeterReport:
@@ -453,8 +507,11 @@ def usage_report_send(
 
     ``operator``: an operator's explicit re-send from the admin. It also re-sends a report that
     was stale because its identifier may have left Stripe's duplicate window (the operator has
-    checked Stripe's meter summary), but never one Stripe has, nor one too old for Stripe.
-    Raises ``MeterReportAlreadySent`` for a sent report when ``operator`` is set.
+    checked Stripe's meter summary), and one Stripe rejected (or may have) after accepting it:
+    under a new identifier, to the account's current customer (``_reidentify``). Never one
+    Stripe has, nor one too old for Stripe. Raises ``MeterReportAlreadySent`` for a sent
+    report and ``MeterReportRefused`` for a rejected one that cannot go when ``operator`` is
+    set.
     """
     now = now or timezone.now()
     report = MeterReport.objects.get(pk=report_id)
@@ -467,6 +524,12 @@ def usage_report_send(
         if not acquired:
             logger.info("Usage report %s: another call for this customer is in flight", report)
             return report
+        if report.status in NEEDS_NEW_IDENTIFIER:
+            if not operator:
+                return report
+            report = _reidentify(report, now)
+            if report.status != MeterReport.Status.PENDING:
+                return report  # changed meanwhile: nothing to send
         if _too_old_for_stripe(report, now):
             return _mark(
                 report,
@@ -475,7 +538,7 @@ def usage_report_send(
             )
         if report.status == MeterReport.Status.STALE and not operator:
             return report
-        if not operator and report.attempts and report.created < now - IDENTIFIER_MEMORY:
+        if not operator and report.attempts and report.identifier_since < now - IDENTIFIER_MEMORY:
             return _mark(
                 report,
                 MeterReport.Status.STALE,
@@ -493,10 +556,98 @@ def usage_report_resend(*, report_id: int, actor: User | None) -> MeterReport:
         actor=actor,
         action="meter_report.resend",
         account=report.account,
-        target=report.identifier,
-        before={"status": before.status, "attempts": before.attempts},
-        after={"status": report.status, "attempts": report.attempts},
+        target=before.identifier,
+        before=_audited(before),
+        after=_audited(report),
     )
+    return report
+
+
+def _audited(report: MeterReport) -> dict:
+    return {
+        "status": report.status,
+        "attempts": report.attempts,
+        "identifier": report.identifier,
+        "customer": report.stripe_customer_id,
+    }
+
+
+def _reidentify(report: MeterReport, now: datetime) -> MeterReport:
+    """Before an operator's re-send of a report Stripe rejected (or may have): a new identifier
+    and the account's current Stripe customer, written before the call.
+
+    Stripe keeps an identifier for at least 24 hours ("Create a billing meter event",
+    https://docs.stripe.com/api/billing/meter-event/create); its documents do not say whether
+    a refused event's identifier counts, and the emulator treats it like any other (a re-send
+    would be answered "duplicate", and marked sent while never billed). So the re-send carries
+    ``<first identifier>-r<n>``; the rejected ones stay in ``rejections``. The event keeps its
+    timestamp (the window's last second): Stripe bills it on the customer's subscription whose
+    period holds that moment.
+    """
+    if _too_old_for_stripe(report, now):
+        raise MeterReportRefused(
+            f"{report.identifier}: window older than Stripe accepts (35 days); settle it by hand."
+        )
+    customer_id = _stripe_customer_id(report.account)
+    if not customer_id:
+        raise MeterReportRefused(
+            f"{report.identifier}: the account has no Stripe customer to send it to."
+        )
+    last = report.rejections[-1] if report.rejections else {}
+    if last.get("code") == CUSTOMER_NOT_FOUND and last.get("customer") == customer_id:
+        raise MeterReportRefused(
+            f"{report.identifier}: Stripe did not find customer {customer_id}, which is still "
+            "the account's customer; give the account a customer Stripe has first."
+        )
+    with transaction.atomic():
+        locked = MeterReport.objects.select_for_update().get(pk=report.pk)
+        if locked.status not in NEEDS_NEW_IDENTIFIER:
+            return locked  # another re-send got here first
+        rejections = list(locked.rejections)
+        if not rejections or rejections[-1]["identifier"] != locked.identifier:
+            # Suspect, not named by Stripe: the operator found it missing from the summary.
+            rejections.append(
+                {
+                    "identifier": locked.identifier,
+                    "customer": locked.stripe_customer_id,
+                    "code": "not_in_meter_summary",
+                    "message": "Re-sent by an operator who found it missing in Stripe.",
+                    "event": None,
+                    "at": now.isoformat(),
+                }
+            )
+        locked.rejections = rejections
+        previous = locked.identifier
+        locked.identifier = locked.next_identifier()
+        locked.stripe_customer_id = customer_id
+        locked.status = MeterReport.Status.PENDING
+        # Counts the tries of the current identifier (its 23-hour check runs from resent_at).
+        locked.attempts = 0
+        locked.resent_at = now
+        locked.last_error = f"Re-sent as {locked.identifier}; Stripe refused {previous}."
+        locked.save()
+    logger.warning("Usage report %s re-sent as %s to %s", previous, locked.identifier, customer_id)
+    return locked
+
+
+def meter_report_confirm(*, report_id: int, actor: User | None) -> MeterReport:
+    """An operator found a suspect report's units in the customer's meter event summary: it is
+    sent (billed), and stays out of every re-send."""
+    before = MeterReport.objects.get(pk=report_id)
+    updated = MeterReport.objects.filter(pk=report_id, status=MeterReport.Status.SUSPECT).update(
+        status=MeterReport.Status.SENT,
+        last_error="Confirmed in Stripe's meter event summary by an operator.",
+    )
+    report = MeterReport.objects.get(pk=report_id)
+    if updated:
+        audit_record(
+            actor=actor,
+            action="meter_report.confirm",
+            account=report.account,
+            target=report.identifier,
+            before={"status": before.status},
+            after={"status": report.status},
+        )
     return report
 
 
@@ -587,7 +738,9 @@ def _describe(exc: stripe.StripeError) -> str:
 
 
 def _mark_sent(report: MeterReport, note: str) -> MeterReport:
-    MeterReport.objects.filter(pk=report.pk).update(
+    # Stripe's asynchronous verdict on this identifier (rejected, from a thin event that came
+    # in while this call was out) outranks the call's answer.
+    MeterReport.objects.filter(pk=report.pk).exclude(status=MeterReport.Status.REJECTED).update(
         status=MeterReport.Status.SENT, sent_at=timezone.now(), last_error=note
     )
     report.refresh_from_db()
@@ -595,12 +748,14 @@ def _mark_sent(report: MeterReport, note: str) -> MeterReport:
 
 
 def _mark(report: MeterReport, status: str, error: str) -> MeterReport:
-    # A sent report stays sent: another worker's confirmation is never overwritten.
-    MeterReport.objects.filter(pk=report.pk).exclude(status=MeterReport.Status.SENT).update(
-        status=status, last_error=error
-    )
+    # A sent report stays sent: another worker's confirmation is never overwritten; nor is
+    # Stripe's rejection (a failed re-send of the same identifier would be "duplicate", then
+    # marked sent).
+    MeterReport.objects.filter(pk=report.pk).exclude(
+        status__in=[MeterReport.Status.SENT, MeterReport.Status.REJECTED]
+    ).update(status=status, last_error=error)
     report.refresh_from_db()
-    if report.status != MeterReport.Status.SENT:
+    if report.status not in (MeterReport.Status.SENT, MeterReport.Status.REJECTED):
         logger.error("Usage report %s is %s: %s", report.identifier, report.status, error)
     return report
 
@@ -609,13 +764,18 @@ def _mark(report: MeterReport, status: str, error: str) -> MeterReport:
 
 
 def usage_report_account(
-    *, account_id: int, now: datetime | None = None, client: stripe.StripeClient | None = None
+    *,
+    account_id: int,
+    now: datetime | None = None,
+    until: datetime | None = None,
+    client: stripe.StripeClient | None = None,
 ) -> list[MeterReport]:
-    """One account's part of a run: write its closed windows' reports, then send every report
-    of the account not sent yet, oldest first, one call at a time."""
+    """One account's part of a run: write its closed windows' reports (up to ``until`` when
+    given, see ``report_windows``), then send every report of the account not sent yet, oldest
+    first, one call at a time."""
     now = now or timezone.now()
     client = client or stripe_client()
-    usage_report_prepare(account_id=account_id, now=now)
+    usage_report_prepare(account_id=account_id, now=now, until=until)
     unsent = MeterReport.objects.filter(
         account_id=account_id, status__in=[MeterReport.Status.PENDING, MeterReport.Status.FAILED]
     ).order_by("window_start")
@@ -654,15 +814,23 @@ def usage_report_run(
 
 
 def account_meter_reports_resend(*, account: Account, actor: User | None) -> AuditEntry | None:
-    """Send the account's failed and stale usage reports to Stripe again, oldest first, with
-    their own identifiers (Stripe counts a report it already has once). None: there were none.
+    """Send the account's failed, stale and rejected usage reports to Stripe again, oldest
+    first: failed and stale ones with their own identifiers (Stripe counts a report it already
+    has once), rejected ones under a new identifier to the account's current customer. None:
+    there were none. Suspect reports are left to the per-report admin, after a look at Stripe.
 
-    The entry's ``after`` holds each report's status once the re-send returned: ``sent``, or
-    still ``failed``/``stale`` with the reason on the report (see the usage reports list).
+    The entry's ``after`` holds each report's status once the re-send returned (keyed by the
+    identifier it had): ``sent``, or still ``failed``/``stale``/``rejected`` with the reason on
+    the report (see the usage reports list).
     """
     reports = list(
         MeterReport.objects.filter(
-            account=account, status__in=[MeterReport.Status.FAILED, MeterReport.Status.STALE]
+            account=account,
+            status__in=[
+                MeterReport.Status.FAILED,
+                MeterReport.Status.STALE,
+                MeterReport.Status.REJECTED,
+            ],
         ).order_by("window_start")
     )
     if not reports:
@@ -674,6 +842,9 @@ def account_meter_reports_resend(*, account: Account, actor: User | None) -> Aud
         except MeterReportAlreadySent:
             # Another run sent it between the listing and this call.
             after[report.identifier] = MeterReport.Status.SENT
+        except MeterReportRefused as refused:
+            logger.warning("Usage report not re-sent: %s", refused)
+            after[report.identifier] = report.status
     return audit_record(
         actor=actor,
         action="account.reports_resend",

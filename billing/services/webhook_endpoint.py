@@ -1,5 +1,5 @@
 """The portal's Stripe webhook endpoint, registered through dj-stripe (which keeps its
-signing secret)."""
+signing secret), and its event destination for thin events (API v2), whose secret we keep."""
 
 import logging
 import uuid
@@ -10,7 +10,9 @@ from django.conf import settings
 from django.urls import reverse
 from djstripe.models import WebhookEndpoint
 
+from billing.models import StripeEventDestination
 from billing.services.subscriptions import AccountEvent
+from billing.services.thin_events import METER_ERROR_EVENTS
 from billing.stripe_api import as_dict, is_missing, stripe_client
 
 logger = logging.getLogger(__name__)
@@ -77,3 +79,68 @@ def webhook_endpoint_ensure(*, base_url: str | None = None) -> tuple[WebhookEndp
     )
     # The signing secret is only in this response; dj-stripe stores it on the row.
     return WebhookEndpoint.sync_from_stripe_data(created), True
+
+
+def event_destination_ensure(*, base_url: str | None = None) -> tuple[StripeEventDestination, bool]:
+    """The Stripe event destination that sends this portal the meter error thin events, created
+    unless one Stripe still knows, enabled and listing those events, is registered for
+    ``base_url``'s thin-event URL.
+
+    Thin events never reach a v1 webhook endpoint; an event destination with
+    ``event_payload: "thin"`` receives them ("Event destinations",
+    https://docs.stripe.com/event-destinations; "Create an event destination",
+    https://docs.stripe.com/api/v2/core/event-destinations). Its signing secret is only
+    includable in the create call's answer, so it is stored then. Returns
+    ``(destination, created)``; rows Stripe no longer knows, or whose destination no longer
+    fits, are removed (the unfit one in Stripe too), so the secret in use is the live one.
+    """
+    base_url = (base_url or settings.SITE_URL).rstrip("/")
+    url = base_url + reverse("billing:stripe-thin-events")
+    client = stripe_client()
+    for row in StripeEventDestination.objects.filter(url=url).order_by("-created"):
+        try:
+            remote = as_dict(
+                client.v2.core.event_destinations.retrieve(
+                    row.stripe_id, params={"include": ["webhook_endpoint.url"]}
+                )
+            )
+        except stripe.InvalidRequestError as error:
+            if not is_missing(error):
+                raise
+            logger.info("Forgetting event destination %s: Stripe no longer knows it", row.stripe_id)
+            row.delete()
+            continue
+        fits = (
+            remote["status"] == "enabled"
+            and remote["event_payload"] == "thin"
+            and (remote.get("webhook_endpoint") or {}).get("url") == url
+            and set(METER_ERROR_EVENTS) <= set(remote["enabled_events"])
+        )
+        if fits:
+            return row, False
+        # Replaced rather than updated: a new one is as cheap, and a disabled or narrowed
+        # destination would otherwise keep an error report from reaching us.
+        logger.info("Replacing event destination %s: disabled or missing events", row.stripe_id)
+        client.v2.core.event_destinations.delete(row.stripe_id)
+        row.delete()
+
+    created = as_dict(
+        client.v2.core.event_destinations.create(
+            params={
+                "name": "Meterdesk meter errors",
+                "description": "Meter events Stripe refused after accepting them",
+                "type": "webhook_endpoint",
+                "event_payload": "thin",
+                "enabled_events": list(METER_ERROR_EVENTS),
+                "webhook_endpoint": {"url": url},
+                "include": ["webhook_endpoint.signing_secret"],
+            }
+        )
+    )
+    destination = StripeEventDestination.objects.create(
+        stripe_id=created["id"],
+        url=url,
+        secret=created["webhook_endpoint"]["signing_secret"],
+        enabled_events=created["enabled_events"],
+    )
+    return destination, True

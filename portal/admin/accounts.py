@@ -6,14 +6,17 @@ from typing import Any
 from django.contrib import admin
 from django.contrib.admin.utils import flatten_fieldsets
 from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied
 from django.db.models import Subquery
-from django.http import HttpRequest
-from django.urls import reverse
+from django.http import Http404, HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.text import Truncator
 
 from billing.models import MeterReport
+from billing.services.usage_audit import money_audit, money_audit_periods
 from metering.models import QuotaCredit
 from metering.selectors import (
     PeriodUsage,
@@ -229,11 +232,12 @@ class AccountAdmin(WholeKeySearchAdmin):
             return "—"
         return format_html(
             '<a href="{}">Usage rollups</a> · <a href="{}">Usage reports</a> · '
-            '<a href="{}">Alerts</a> · <a href="{}">Audit log</a>',
+            '<a href="{}">Alerts</a> · <a href="{}">Audit log</a> · <a href="{}">Money audit</a>',
             _admin_list_url("admin:metering_usagerollup_changelist", account),
             _admin_list_url("admin:billing_meterreport_changelist", account),
             _admin_list_url("admin:metering_usagealert_changelist", account),
             _admin_list_url("admin:portal_auditentry_changelist", account),
+            reverse("admin:portal_account_money_audit", args=[account.pk]),
         )
 
     def get_formset_kwargs(
@@ -246,6 +250,42 @@ class AccountAdmin(WholeKeySearchAdmin):
             newest = queryset.filter(account=obj).values("pk")[:limit]
             kwargs["queryset"] = queryset.filter(pk__in=Subquery(newest))
         return kwargs
+
+    # --- The money audit -------------------------------------------------------------------------
+
+    def get_urls(self) -> list[URLPattern]:
+        audit = path(
+            "<path:object_id>/money-audit/",
+            self.admin_site.admin_view(self.money_audit_view),
+            name="portal_account_money_audit",
+        )
+        # Ahead of the default routes: their "<path:object_id>/" would take this path too.
+        return [audit, *super().get_urls()]
+
+    def money_audit_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The account's units from the limiter to the invoice, figure by figure, for the
+        current or the previous period (``?period=<its start, ISO 8601>``). Read-only; it reads
+        Stripe (the meter summary, and once the period has ended its invoices)."""
+        account = self.get_object(request, object_id)
+        if account is None:
+            raise Http404("No such account.")
+        if not self.has_view_permission(request, account):
+            raise PermissionDenied
+        periods = money_audit_periods(account)
+        chosen = request.GET.get("period")
+        start = next((p[0] for p in periods if p[0].isoformat() == chosen), periods[0][0])
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": account,
+            "title": f"Money audit: {account.owner.email}",
+            "audit": money_audit(account=account, period_start=start),
+            "periods": [
+                {"start": p_start, "end": p_end, "value": p_start.isoformat()}
+                for p_start, p_end in periods
+            ],
+        }
+        return TemplateResponse(request, "admin/portal/account/money_audit.html", context)
 
     def save_model(self, request: HttpRequest, obj: Account, form: Any, change: bool) -> None:
         # Only the name is editable here; it is saved (and audited) by the service.

@@ -17,6 +17,8 @@ JOBS = {
     "metering.tasks.send_usage_alerts": (300, "send_usage_alerts"),
     "billing.tasks.account_enforce_grace_task": ("hourly", "enforce_billing_grace"),
     "billing.tasks.subscriptions_reconcile_task": ("daily", "reconcile_subscriptions"),
+    "billing.tasks.usage_reconcile_task": ("daily", "reconcile_usage"),
+    "billing.tasks.apply_tier_switches": (60, "apply_tier_switches"),
 }
 
 

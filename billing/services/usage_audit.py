@@ -1,0 +1,937 @@
+"""Usage to Stripe, checked: the daily reconcile of our report ledger against Stripe's meter event
+summaries (``usage_reconcile``), and the money audit of one account's period, from the units the
+limiter admitted to the invoice's line (``money_audit``).
+
+**Compared by event time.** Stripe counts a meter event in the summary bucket that holds its
+``timestamp``; a report's timestamp is its window's last second (``MeterReport.event_time``). So
+our side is the reports *dated* in a span, whatever their windows.
+
+**A period's span, exactly.** Summaries take ``start_time`` and ``end_time`` "aligned with minute
+boundaries", and with ``value_grouping_window=hour`` "aligned with hour boundaries" (List billing
+meter event summaries, https://docs.stripe.com/api/billing/meter-event-summary/list); a period
+starts at any second. The span [first whole minute at or after the period's start, the same for
+its end) (``metering.selectors.period_minutes``) holds every report of the period and none of its
+neighbours': a report is dated inside its window, its window inside its period, and a window
+that ends within the period's first, partial minute holds no whole minute of usage (the limiter
+counts a period's usage from its first whole minute, ``metering.limiter.base.usage_minute``), so
+it never carries units and is never written. A period still running is compared up to the last
+whole hour that ended ``SUMMARY_SETTLE`` ago (see below).
+
+**Covering span, hour by hour.** When the period's totals differ, the span is cut into slots:
+the whole clock hours inside it (one call with ``value_grouping_window=hour``), and the partial
+hours at its edges, each asked for on its own without grouping (minute alignment suffices
+there). No Stripe bucket is therefore ever shared with a neighbouring period, and each of our
+reports falls in exactly one slot, the one holding its timestamp.
+
+**Re-sending what is missing, never twice.** A slot where Stripe has fewer units than our
+reports dated in it, by exactly the units of one set of those reports (normally the slot's only
+report, with Stripe showing 0), gets those reports re-sent *with their own identifiers*. That
+cannot count twice: Stripe enforces an identifier's uniqueness "within a rolling period of at
+least 24 hours" (Create a billing meter event,
+https://docs.stripe.com/api/billing/meter-event/create), so a re-send within 24 hours of the
+first send is refused as a duplicate if the first one landed; and a report last sent more than
+``SUMMARY_SETTLE`` ago that the summary still lacks did not land — summaries are "eventually
+consistent" (The Meter Event Summary object,
+https://docs.stripe.com/api/billing/meter-event-summary/object), so reports sent more recently,
+and reports still pending or failed (the reporter's to finish), make their slot *settling*:
+neither re-sent nor flagged this run. As ``SUMMARY_SETTLE`` is far below 24 hours, one of the two
+guards always holds. Stripe answering "duplicate" to a re-send while its summary lacks the units
+means it has the identifier but refused the event in its asynchronous validation: that is
+flagged, never re-sent under another identifier here. Never re-sent, only flagged: Stripe
+having more than us (anywhere), a shortfall no set of the slot's reports explains, re-sends that
+would exceed the period's total shortfall, and reports dated more than 35 days back (Stripe
+refuses their timestamp).
+
+**Invoices.** Stripe bills the usage dated in a period on that period's invoice while it is a
+draft, and finalizes it about an hour after the period ends (Configure an invoice finalization
+grace period, https://docs.stripe.com/billing/subscriptions/usage-based/configure-grace-period).
+Units re-sent after that reach Stripe's summary but no invoice: the discrepancy stays open
+(``missed_invoice``) with the amount for an operator to bill by hand.
+"""
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from itertools import combinations, pairwise
+from typing import Any
+
+import stripe
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, Min, OuterRef, Q, QuerySet, Sum
+from django.utils import timezone
+from djstripe.models import Subscription
+
+from billing.models import MeterReport, Tier, UsageDiscrepancy
+from billing.services.reports import (
+    STALE_MARGIN,
+    STRIPE_ACCEPTS_PAST,
+    SUBSCRIBED,
+    MeterReportAlreadySent,
+    usage_report_send,
+)
+from billing.stripe_api import as_dict, stripe_client
+from metering.models import UsageRollup
+from metering.selectors import period_minutes, period_units
+from portal.audit import audit_record
+from portal.models import Account
+
+logger = logging.getLogger(__name__)
+
+# How long after a send Stripe's summary is trusted to show it. Stripe publishes no figure for
+# its aggregation delay; an hour is what it gives late usage before finalizing an invoice.
+SUMMARY_SETTLE = timedelta(hours=1)
+# Stripe finalizes a period's invoice about an hour after the period ends (its default grace).
+FINALIZATION_GRACE = timedelta(hours=1)
+# The rollup moves a minute into the database about three minutes after it ends.
+ROLLUP_SETTLE = timedelta(minutes=10)
+# The reporter sends a period's last window minutes after it ends, other windows hourly.
+REPORT_SETTLE = timedelta(hours=1)
+# The most reports of one slot whose subsets are tried against a shortfall (2**12 sums).
+MAX_ATTRIBUTED_REPORTS = 12
+# Reports whose units Stripe should have: sent, or stale (never confirmed, or too old to send).
+OWED = (MeterReport.Status.SENT, MeterReport.Status.STALE)
+# Reports the reporter is still working on.
+IN_FLIGHT = (MeterReport.Status.PENDING, MeterReport.Status.FAILED)
+
+_HOUR = timedelta(hours=1)
+
+
+def _floor_hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def _ceil_hour(moment: datetime) -> datetime:
+    floored = _floor_hour(moment)
+    return floored if floored == moment else floored + _HOUR
+
+
+def _epoch(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def _shown(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M}"
+
+
+def period_bill_cents(tier: Tier, units: int) -> int:
+    """What Stripe bills for ``units`` of a period on the tier's metered price, in whole cents:
+    the included units at 0, each further unit at the overage price (0 on a ``block`` tier, as
+    ``billing.stripe_specs.metered_tiers`` pushes it), rounded half up once for the line (Tiered
+    pricing, https://docs.stripe.com/products-prices/pricing-models#tiered-pricing)."""
+    if tier.overage_policy != Tier.OveragePolicy.BILL:
+        return 0
+    overage = max(0, units - tier.included_units)
+    amount = Decimal(overage) * tier.overage_unit_price_cents
+    return int(amount.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def _amount_cents(account: Account, ours: int, theirs: int) -> int:
+    """Stripe's bill minus the bill our ledger supports. The tier is the one the account pays
+    for now (``subscribed_tier``, else its tier): for a previous period with another tier the
+    amount is an estimate, which the money audit's invoice line settles."""
+    tier = account.subscribed_tier or account.tier
+    return period_bill_cents(tier, theirs) - period_bill_cents(tier, ours)
+
+
+def _whole(value: Any) -> int:
+    """A summary's ``aggregated_value`` (a float of summed whole numbers) as an int."""
+    return int(Decimal(str(value or 0)).to_integral_value(rounding=ROUND_HALF_UP))
+
+
+# --- Stripe's side -------------------------------------------------------------------------------
+
+
+def usage_meter_id(*, client: stripe.StripeClient) -> str | None:
+    """The id of the meter our reports go to: the one kept on the tiers by the tier sync, else
+    the active meter with our event name. None: Stripe has none (nothing was ever reported)."""
+    kept = Tier.objects.exclude(stripe_meter_id="").values_list("stripe_meter_id", flat=True)
+    if meter_id := kept.first():
+        return meter_id
+    for meter in client.v1.billing.meters.list(
+        params={"status": "active", "limit": 100}
+    ).auto_paging_iter():
+        if meter.event_name == settings.STRIPE_METER_EVENT_NAME:
+            return meter.id
+    return None
+
+
+def _summary_units(
+    client: stripe.StripeClient, meter_id: str, customer_id: str, start: datetime, end: datetime
+) -> int:
+    """Stripe's units for the customer dated in [start, end), both on whole minutes."""
+    if end <= start:
+        return 0
+    listing = client.v1.billing.meters.event_summaries.list(
+        meter_id,
+        params={"customer": customer_id, "start_time": _epoch(start), "end_time": _epoch(end)},
+    )
+    return sum(_whole(summary.aggregated_value) for summary in listing.data)
+
+
+def _summary_hours(
+    client: stripe.StripeClient, meter_id: str, customer_id: str, start: datetime, end: datetime
+) -> dict[datetime, int]:
+    """Stripe's units per clock hour in [start, end), both on whole hours."""
+    if end <= start:
+        return {}
+    listing = client.v1.billing.meters.event_summaries.list(
+        meter_id,
+        params={
+            "customer": customer_id,
+            "start_time": _epoch(start),
+            "end_time": _epoch(end),
+            "value_grouping_window": "hour",
+            "limit": 100,
+        },
+    )
+    return {
+        datetime.fromtimestamp(summary.start_time, UTC): _whole(summary.aggregated_value)
+        for summary in listing.auto_paging_iter()
+    }
+
+
+# --- The reconcile -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Slot:
+    """A piece of the compared span: a whole clock hour, or the partial hour at an edge."""
+
+    start: datetime
+    end: datetime
+    reports: list[MeterReport] = field(default_factory=list)
+    stripe: int = 0
+    # A report in it was sent too recently for the summary to be trusted, or is still the
+    # reporter's (pending, failed): its figures are not judged this run.
+    settling: bool = False
+
+    @property
+    def ours(self) -> int:
+        return sum(report.units for report in self.reports if report.status in OWED)
+
+    def describe(self) -> str:
+        return f"{_shown(self.start)} to {self.end:%H:%M}"
+
+
+@dataclass
+class UsageCheck:
+    """What the reconcile found for one account and period."""
+
+    class Outcome:
+        AGREES = "agrees"
+        # The span to compare is empty (the period began within the last hour or so).
+        NOT_YET = "not yet"
+        # The totals differ only in slots whose reports Stripe may not have aggregated yet.
+        SETTLING = "settling"
+        DISCREPANCY = "discrepancy"
+        # Stripe could not be read; nothing was judged.
+        ERROR = "error"
+
+    account_id: int
+    period_start: datetime
+    period_end: datetime
+    outcome: str
+    ours_units: int = 0
+    stripe_units: int = 0
+    resent: list[str] = field(default_factory=list)
+    discrepancy: UsageDiscrepancy | None = None
+    note: str = ""
+
+    def describe(self) -> str:
+        head = f"account {self.account_id}, period from {_shown(self.period_start)}"
+        text = f"{head}: {self.outcome} (ours {self.ours_units}, Stripe {self.stripe_units})"
+        if self.resent:
+            text += f"; re-sent {', '.join(self.resent)}"
+        if self.discrepancy is not None:
+            row = self.discrepancy
+            state = "open" if row.is_open else "resolved"
+            text += f"; discrepancy #{row.pk} {state}, {row.amount_cents:+d} cents"
+        return f"{text}: {self.note}" if self.note else text
+
+
+def _accounts_to_reconcile(account_ids: Iterable[int] | None, now: datetime) -> list[Account]:
+    """Linked accounts with something to compare: a running subscription, a report in the last
+    two periods' reach, or an open discrepancy to re-check."""
+    recent_report = MeterReport.objects.filter(
+        account=OuterRef("pk"), window_end__gte=now - 2 * STRIPE_ACCEPTS_PAST
+    )
+    open_discrepancy = UsageDiscrepancy.objects.filter(
+        account=OuterRef("pk"), resolved__isnull=True
+    )
+    accounts = Account.objects.filter(stripe_customer__isnull=False).filter(
+        Q(payment_status__in=SUBSCRIBED) | Exists(recent_report) | Exists(open_discrepancy)
+    )
+    if account_ids is not None:
+        accounts = accounts.filter(pk__in=list(account_ids))
+    return list(
+        accounts.select_related("stripe_customer", "tier", "subscribed_tier", "owner").order_by(
+            "pk"
+        )
+    )
+
+
+def _periods_to_reconcile(account: Account, now: datetime) -> list[tuple[datetime, datetime]]:
+    """The previous and the current period, the previous one only while it ended within the 35
+    days Stripe accepts a meter event's timestamp for (earlier, nothing could be re-sent)."""
+    current = account.current_period(now)
+    previous = account.current_period(current[0] - timedelta(microseconds=1))
+    return [period for period in (previous, current) if period[1] > now - STRIPE_ACCEPTS_PAST]
+
+
+def _compared_span(start: datetime, end: datetime, now: datetime) -> tuple[datetime, datetime]:
+    first, last = period_minutes(start, end)
+    return first, min(last, _floor_hour(now - SUMMARY_SETTLE))
+
+
+def _reports_dated_in(account: Account, first: datetime, until: datetime) -> list[MeterReport]:
+    candidates = MeterReport.objects.filter(
+        account=account, window_end__gt=first, window_start__lt=until
+    ).order_by("window_start", "sequence")
+    return [report for report in candidates if first <= report.event_time < until]
+
+
+def _last_send(report: MeterReport, now: datetime) -> datetime | None:
+    """When the report last went to Stripe, at the latest. None: never sent.
+
+    A stale report was tried until it went stale, which the reporter does without a call once
+    its identifier is 23 hours old (``reports.IDENTIFIER_MEMORY``); the bound below is loose
+    but safe."""
+    if report.status == MeterReport.Status.SENT:
+        return report.sent_at or report.created
+    if not report.attempts:
+        return None
+    return min(now, report.created + timedelta(hours=24))
+
+
+def _slots(
+    first: datetime,
+    until: datetime,
+    reports: Sequence[MeterReport],
+    now: datetime,
+    fetch_hours: Callable[[datetime, datetime], dict[datetime, int]],
+    fetch_span: Callable[[datetime, datetime], int],
+) -> list[_Slot]:
+    """The compared span cut at each clock hour, with Stripe's units and our reports per slot.
+    ``fetch_hours`` reads Stripe per hour over whole hours, ``fetch_span`` one partial hour."""
+    points = [first]
+    hour = _ceil_hour(first)
+    while hour < until:
+        if hour > first:
+            points.append(hour)
+        hour += _HOUR
+    points.append(until)
+    slots = [_Slot(start, end) for start, end in pairwise(points)]
+    whole = [slot.start for slot in slots if slot.end - slot.start == _HOUR]
+    # One grouped call for the whole hours (contiguous: only the edges can be partial), one
+    # ungrouped call per partial hour.
+    hours = fetch_hours(whole[0], whole[-1] + _HOUR) if whole else {}
+    for slot in slots:
+        if slot.start in whole:
+            slot.stripe = hours.get(slot.start, 0)
+        else:
+            slot.stripe = fetch_span(slot.start, slot.end)
+    for report in reports:
+        slot = next(s for s in slots if s.start <= report.event_time < s.end)
+        slot.reports.append(report)
+        sent = _last_send(report, now)
+        if report.status in IN_FLIGHT or (sent is not None and sent > now - SUMMARY_SETTLE):
+            slot.settling = True
+    return slots
+
+
+def _missing_reports(slot: _Slot) -> list[MeterReport] | None:
+    """The one set of the slot's reports whose units make up Stripe's shortfall there; None
+    when no set, or more than one, does (the shortfall cannot be attributed)."""
+    gap = slot.ours - slot.stripe
+    owed = [report for report in slot.reports if report.status in OWED]
+    if gap <= 0 or len(owed) > MAX_ATTRIBUTED_REPORTS:
+        return None
+    found: list[tuple[MeterReport, ...]] = []
+    for size in range(1, len(owed) + 1):
+        for subset in combinations(owed, size):
+            if sum(report.units for report in subset) == gap:
+                found.append(subset)
+                if len(found) > 1:
+                    return None
+    return list(found[0]) if found else None
+
+
+@dataclass
+class _Resend:
+    report: MeterReport
+    # Stripe took it as new: its units are on Stripe now.
+    accepted: bool
+    note: str
+
+
+def _report_resend(report: MeterReport, now: datetime, client: stripe.StripeClient) -> _Resend:
+    """Send a report Stripe's summary lacks once more, with its own identifier, through the
+    reporter's own send (the operator path: it also sends a stale report)."""
+    before = report.status
+    if before == MeterReport.Status.SENT:
+        # Taken out of "sent" first, so the reporter's send accepts it; only the run that
+        # takes it sends it. Stale, because the hourly reporter leaves stale reports alone.
+        taken = MeterReport.objects.filter(pk=report.pk, status=MeterReport.Status.SENT).update(
+            status=MeterReport.Status.STALE,
+            last_error="Stripe's meter event summary lacks it: the usage reconcile re-sends it.",
+        )
+        if not taken:
+            return _Resend(report, False, f"{report.identifier} changed meanwhile; not re-sent")
+    try:
+        result = usage_report_send(report_id=report.pk, now=now, operator=True, client=client)
+    except MeterReportAlreadySent:
+        result = MeterReport.objects.get(pk=report.pk)
+    audit_record(
+        actor=None,
+        action="meter_report.reconcile_resend",
+        account=result.account,
+        target=result.identifier,
+        before={"status": before, "units": result.units},
+        after={"status": result.status, "attempts": result.attempts},
+    )
+    if result.status != MeterReport.Status.SENT:
+        return _Resend(
+            result, False, f"{result.identifier} not re-sent: {result.last_error or 'busy'}"
+        )
+    if result.last_error:
+        # The reporter notes why it took a refusal for success; a fresh acceptance leaves none.
+        # Here the refusal was "duplicate identifier" while the summary lacks the units.
+        return _Resend(
+            result,
+            False,
+            f"Stripe already has the identifier {result.identifier} but not its "
+            f"{result.units} units: it probably refused the event in its asynchronous "
+            "validation (see its meter error reports); fix the cause and re-send it under a "
+            "new identifier",
+        )
+    return _Resend(result, True, f"re-sent {result.identifier} ({result.units} units)")
+
+
+def _discrepancy_record(
+    account: Account,
+    start: datetime,
+    end: datetime,
+    until: datetime,
+    ours: int,
+    theirs: int,
+    now: datetime,
+) -> UsageDiscrepancy:
+    with transaction.atomic():
+        row = (
+            UsageDiscrepancy.objects.select_for_update()
+            .filter(account=account, period_start=start, resolved__isnull=True)
+            .first()
+        )
+        if row is None:
+            row = UsageDiscrepancy(account=account, period_start=start, detected=now)
+        row.period_end = end
+        row.compared_until = until
+        row.ours_units = ours
+        row.stripe_units = theirs
+        row.difference = theirs - ours
+        row.amount_cents = _amount_cents(account, ours, theirs)
+        row.checked = now
+        row.save()
+    return row
+
+
+def _note(row: UsageDiscrepancy, now: datetime, text: str) -> None:
+    """Put the run's finding first in the row's resolution, keeping earlier ones below."""
+    row.resolution = f"{_shown(now)}: {text}\n{row.resolution}".strip()
+
+
+def _period_reconcile(
+    account: Account,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    client: stripe.StripeClient,
+    meter_id: str,
+) -> UsageCheck:
+    assert account.stripe_customer is not None
+    customer_id = account.stripe_customer.id
+    check = UsageCheck(account.pk, start, end, UsageCheck.Outcome.NOT_YET)
+    first, until = _compared_span(start, end, now)
+    if until <= first:
+        return check
+    reports = _reports_dated_in(account, first, until)
+    check.ours_units = sum(report.units for report in reports if report.status in OWED)
+    check.stripe_units = _summary_units(client, meter_id, customer_id, first, until)
+    open_row = UsageDiscrepancy.objects.filter(
+        account=account, period_start=start, resolved__isnull=True
+    ).first()
+    if check.ours_units == check.stripe_units:
+        check.outcome = UsageCheck.Outcome.AGREES
+        if open_row is not None and not open_row.missed_invoice:
+            _note(open_row, now, f"Stripe agrees: {check.ours_units} units on both sides.")
+            open_row.resolved = open_row.checked = now
+            open_row.save(update_fields=["resolution", "resolved", "checked"])
+        check.discrepancy = open_row
+        return check
+
+    slots = _slots(
+        first,
+        until,
+        reports,
+        now,
+        lambda a, b: _summary_hours(client, meter_id, customer_id, a, b),
+        lambda a, b: _summary_units(client, meter_id, customer_id, a, b),
+    )
+    judged = [slot for slot in slots if not slot.settling]
+    if all(slot.ours == slot.stripe for slot in judged):
+        check.outcome = UsageCheck.Outcome.SETTLING
+        check.note = "the difference lies in hours whose reports Stripe may not show yet"
+        return check
+
+    check.outcome = UsageCheck.Outcome.DISCREPANCY
+    row = _discrepancy_record(account, start, end, until, check.ours_units, check.stripe_units, now)
+    check.discrepancy = row
+    findings: list[str] = []
+    missing: list[MeterReport] = []
+    for slot in judged:
+        if slot.stripe > slot.ours:
+            findings.append(
+                f"{slot.describe()}: Stripe has {slot.stripe - slot.ours} units more than our "
+                "reports; nothing sent (cancel the extra events or credit the customer)"
+            )
+        elif slot.stripe < slot.ours:
+            found = _missing_reports(slot)
+            if found is None:
+                findings.append(
+                    f"{slot.describe()}: Stripe lacks {slot.ours - slot.stripe} units that no "
+                    "set of our reports accounts for; nothing sent"
+                )
+            else:
+                missing.extend(found)
+    shortfall = check.ours_units - check.stripe_units
+    oldest_allowed = now - STRIPE_ACCEPTS_PAST + STALE_MARGIN
+    too_old = [report for report in missing if report.event_time < oldest_allowed]
+    missing = [report for report in missing if report not in too_old]
+    if too_old:
+        findings.append(
+            f"{', '.join(r.identifier for r in too_old)}: older than Stripe accepts (35 days); "
+            "bill by hand"
+        )
+    if missing and sum(report.units for report in missing) > shortfall:
+        findings.append(
+            f"{', '.join(r.identifier for r in missing)} look missing, but re-sending "
+            f"{sum(r.units for r in missing)} units would exceed the period's shortfall of "
+            f"{max(shortfall, 0)}; nothing sent"
+        )
+        missing = []
+    resent = [_report_resend(report, now, client) for report in missing]
+    check.resent = [item.report.identifier for item in resent if item.accepted]
+    findings.extend(item.note for item in resent)
+    accepted_units = sum(item.report.units for item in resent if item.accepted)
+    settled = (
+        accepted_units == shortfall
+        and all(item.accepted for item in resent)
+        and not any(slot.settling for slot in slots)
+    )
+    if accepted_units and end + FINALIZATION_GRACE <= now:
+        row.missed_invoice = True
+        findings.append(
+            "the period's invoice was finalized before these units reached Stripe: bill "
+            f"{_amount_cents(account, check.ours_units - accepted_units, check.ours_units)} cents "
+            "by hand, then mark this settled"
+        )
+    elif settled:
+        row.resolved = now
+    _note(row, now, "; ".join(findings) or "no slot explains the difference")
+    row.save(update_fields=["resolution", "resolved", "missed_invoice"])
+    check.note = row.resolution.splitlines()[0]
+    return check
+
+
+def usage_reconcile(
+    *, account_ids: Iterable[int] | None = None, now: datetime | None = None
+) -> list[UsageCheck]:
+    """Compare, per linked account and period (the current one and the previous one, within 35
+    days), our reports with Stripe's meter event summaries; re-send what Stripe lost, record a
+    ``UsageDiscrepancy`` for the rest, and close discrepancies Stripe agrees with again.
+
+    Safe to run twice, or concurrently: a re-send takes its report out of "sent" with a
+    conditional update first, and carries its own identifier (see the module's docstring).
+    """
+    now = now or timezone.now()
+    client = stripe_client()
+    meter_id = usage_meter_id(client=client)
+    if meter_id is None:
+        logger.info("Usage reconcile: Stripe has no meter for our events; nothing to compare")
+        return []
+    checks: list[UsageCheck] = []
+    for account in _accounts_to_reconcile(account_ids, now):
+        for start, end in _periods_to_reconcile(account, now):
+            try:
+                check = _period_reconcile(account, start, end, now, client, meter_id)
+            except stripe.StripeError as error:
+                # One customer's failure must not keep the others from being checked.
+                logger.warning("Usage reconcile: account %s: %s", account.pk, error)
+                check = UsageCheck(
+                    account.pk, start, end, UsageCheck.Outcome.ERROR, note=str(error)[:500]
+                )
+            if check.outcome == UsageCheck.Outcome.DISCREPANCY:
+                logger.warning("Usage reconcile: %s", check.describe())
+            checks.append(check)
+    return checks
+
+
+# --- The money audit -----------------------------------------------------------------------------
+
+
+class AuditState:
+    AGREES = "agrees"
+    # Differs from the figure above for a reason that clears by itself (named in the note).
+    EXPECTED = "expected"
+    DIFFERS = "differs"
+    # No figure to compare (Stripe did not answer).
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    label: str
+    # None: no figure (not invoiced yet, no Stripe customer, Stripe did not answer).
+    units: int | None
+    state: str
+    note: str = ""
+    # A breakdown of the figure (reports by status).
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class MoneyAudit:
+    account: Account
+    period_start: datetime
+    period_end: datetime
+    is_open: bool
+    rows: list[AuditRow]
+    discrepancies: list[UsageDiscrepancy]
+
+    @property
+    def all_agree(self) -> bool:
+        return all(row.state == AuditState.AGREES for row in self.rows)
+
+
+def money_audit_periods(
+    account: Account, now: datetime | None = None
+) -> list[tuple[datetime, datetime]]:
+    """The periods the audit offers: the current one, then the previous one."""
+    current = account.current_period(now or timezone.now())
+    return [current, account.current_period(current[0] - timedelta(microseconds=1))]
+
+
+def _rolled_up_row(
+    admitted: int, rolled: int, is_open: bool, end: datetime, now: datetime
+) -> AuditRow:
+    label = "Units rolled up (usage rollups)"
+    live = admitted - rolled
+    if live == 0:
+        return AuditRow(label, rolled, AuditState.AGREES)
+    if live > 0 and (is_open or now < end + ROLLUP_SETTLE):
+        return AuditRow(
+            label,
+            rolled,
+            AuditState.EXPECTED,
+            f"{live:,} units are still in the limiter's live counters; the rollup moves each "
+            "minute into the database about three minutes after it ends.",
+        )
+    return AuditRow(
+        label,
+        rolled,
+        AuditState.DIFFERS,
+        f"{abs(live):,} units {'are still in the live counters' if live > 0 else 'fewer admitted'}"
+        f" {_age(now - end)} after the period ended: is the rollup job running?",
+    )
+
+
+def _age(delta: timedelta) -> str:
+    hours = int(delta.total_seconds() // 3600)
+    return f"{hours} h" if hours else f"{int(delta.total_seconds() // 60)} min"
+
+
+def _billable_from(account: Account) -> datetime | None:
+    """When the account's usage began to be billed: the earlier of its first report's window
+    and its current subscription's start (dj-stripe's copy). None: never (a free account)."""
+    moments = []
+    first = account.meter_reports.aggregate(first=Min("window_start"))["first"]
+    if first is not None:
+        moments.append(first)
+    if account.stripe_subscription_id:
+        started = (
+            Subscription.objects.filter(id=account.stripe_subscription_id)
+            .values_list("stripe_data__start_date", flat=True)
+            .first()
+        )
+        if started:
+            moments.append(datetime.fromtimestamp(int(started), UTC))
+        elif account.payment_status in SUBSCRIBED:
+            # No copy yet: the account's period follows the subscription's.
+            moments.append(account.period_start)
+    return min(moments, default=None)
+
+
+def _reported_row(
+    rollups: QuerySet[UsageRollup],
+    rolled: int,
+    reports: list[MeterReport],
+    billable_from: datetime | None,
+    is_open: bool,
+    end: datetime,
+    now: datetime,
+) -> AuditRow:
+    label = "Units reported (meter reports)"
+    by_status: dict[str, int] = {}
+    for report in reports:
+        by_status[report.status] = by_status.get(report.status, 0) + report.units
+    total = sum(by_status.values())
+    detail = " · ".join(
+        f"{name.lower()} {by_status[value]:,}"
+        for value, name in MeterReport.Status.choices
+        if by_status.get(value)
+    )
+    if total == rolled:
+        return AuditRow(label, total, AuditState.AGREES, detail=detail)
+    if total > rolled:
+        return AuditRow(
+            label,
+            total,
+            AuditState.DIFFERS,
+            f"the reports carry {total - rolled:,} units more than were rolled up.",
+            detail,
+        )
+    unclaimed = rollups.filter(meter_report__isnull=True)
+    reasons: list[str] = []
+    surprising = False
+    recent = is_open or now < end + REPORT_SETTLE
+    if billable_from is None:
+        before, after, between = _units(unclaimed), 0, 0
+    else:
+        before = _units(unclaimed.filter(minute__lt=billable_from))
+        billed = unclaimed.filter(minute__gte=billable_from)
+        cursor = max((report.window_end for report in reports), default=billable_from)
+        after = _units(billed.filter(minute__gte=cursor))
+        between = _units(billed.filter(minute__lt=cursor))
+    if before:
+        reasons.append(
+            f"{before:,} units before the subscription started (free-tier usage, never billed)"
+            if billable_from is not None
+            else f"{before:,} units of an account that never subscribed (never billed)"
+        )
+    if after:
+        surprising |= not recent
+        reasons.append(
+            f"{after:,} units not reported yet (windows go out hourly, 5 minutes after the hour; "
+            "a period's last window minutes after it ends)"
+            + ("" if recent else " — over an hour after the period ended: is the reporter running?")
+        )
+    if between:
+        surprising |= not recent
+        reasons.append(
+            f"{between:,} units rolled up after their window was reported (the next report, or a "
+            "late one once the period has ended, carries them)"
+        )
+    state = AuditState.DIFFERS if surprising or not reasons else AuditState.EXPECTED
+    return AuditRow(label, total, state, "; ".join(reasons) + ".", detail)
+
+
+def _units(rows: QuerySet[UsageRollup]) -> int:
+    return rows.aggregate(units=Sum("units"))["units"] or 0
+
+
+def _stripe_row(
+    reports: list[MeterReport],
+    stripe_units: int | None,
+    error: str,
+    discrepancies: list[UsageDiscrepancy],
+) -> AuditRow:
+    label = "On Stripe (meter event summary)"
+    if stripe_units is None:
+        return AuditRow(label, None, AuditState.UNKNOWN, error)
+    total = sum(report.units for report in reports)
+    if total == stripe_units:
+        return AuditRow(label, stripe_units, AuditState.AGREES)
+    by_status: dict[str, int] = {}
+    for report in reports:
+        by_status[report.status] = by_status.get(report.status, 0) + report.units
+    reasons = []
+    unsent = sum(by_status.get(status, 0) for status in IN_FLIGHT)
+    if unsent:
+        reasons.append(
+            f"{unsent:,} units pending or failed: the reporter sends them (same identifiers)"
+        )
+    others = {
+        status: units
+        for status, units in by_status.items()
+        if status not in IN_FLIGHT and status != MeterReport.Status.SENT
+    }
+    for status, units in others.items():
+        reasons.append(f"{units:,} units {MeterReport.Status(status).label.lower()}")
+    off = stripe_units - by_status.get(MeterReport.Status.SENT, 0)
+    if off:
+        reasons.append(
+            f"Stripe has {abs(off):,} units {'more' if off > 0 else 'fewer'} than our sent "
+            "reports; the daily usage reconcile re-sends what is missing and flags the rest"
+        )
+    if discrepancies:
+        reasons.append(f"{len(discrepancies)} open discrepancy(ies) below")
+    state = AuditState.EXPECTED if not off and not others else AuditState.DIFFERS
+    return AuditRow(label, stripe_units, state, "; ".join(reasons) + ".")
+
+
+def _metered_lines(
+    client: stripe.StripeClient, customer_id: str, start: datetime, end: datetime
+) -> list[tuple[dict, dict]]:
+    """(invoice, line) for each metered line billing usage inside [start, end): the lines of
+    a subscription's metered price, whose ``period`` is the subscription period they bill (The
+    Invoice Line Item object, https://docs.stripe.com/api/invoice-line-item/object), and the
+    usage invoice items a price switch leaves (flexible billing mode)."""
+    begin, finish = _epoch(start), _epoch(end)
+    prices: dict[str, bool] = {}
+    found = []
+    invoices = client.v1.invoices.list(params={"customer": customer_id, "limit": 100})
+    for invoice in invoices.data:
+        if invoice.created < begin or invoice.status == "void":
+            continue
+        lines = client.v1.invoices.line_items.list(invoice.id, params={"limit": 100})
+        for line in lines.auto_paging_iter():
+            data = as_dict(line)
+            period = data.get("period") or {}
+            if not (begin <= period.get("start", 0) and period.get("end", 0) <= finish):
+                continue
+            price_id = ((data.get("pricing") or {}).get("price_details") or {}).get("price")
+            if not price_id:
+                continue
+            if price_id not in prices:
+                price = as_dict(client.v1.prices.retrieve(price_id))
+                prices[price_id] = (price.get("recurring") or {}).get("usage_type") == "metered"
+            if prices[price_id]:
+                found.append((as_dict(invoice), data))
+    return found
+
+
+def _invoice_row(
+    client: stripe.StripeClient,
+    customer_id: str | None,
+    stripe_units: int | None,
+    billable_from: datetime | None,
+    is_open: bool,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+) -> AuditRow:
+    label = "Invoiced (metered line quantity)"
+    if customer_id is None:
+        return AuditRow(label, None, AuditState.EXPECTED, "No Stripe customer: nothing is billed.")
+    if is_open:
+        return AuditRow(
+            label,
+            None,
+            AuditState.EXPECTED,
+            "Not invoiced yet: the period is running. Stripe drafts its invoice when it ends and "
+            "finalizes it about an hour later, with the usage it has by then.",
+        )
+    try:
+        found = _metered_lines(client, customer_id, start, end)
+    except stripe.StripeError as error:
+        return AuditRow(label, None, AuditState.UNKNOWN, f"Stripe did not answer: {error}")
+    if not found:
+        # Compared in whole seconds, Stripe's resolution.
+        if billable_from is None or _epoch(end) <= _epoch(billable_from):
+            return AuditRow(
+                label, None, AuditState.EXPECTED, "No subscription in this period: not invoiced."
+            )
+        recent = now < end + FINALIZATION_GRACE
+        return AuditRow(
+            label,
+            None,
+            AuditState.EXPECTED if recent else AuditState.DIFFERS,
+            "No invoice bills this period's usage yet.",
+        )
+    quantity = sum(int(line.get("quantity") or 0) for _, line in found)
+    drafts = sorted({invoice["id"] for invoice, _ in found if invoice["status"] == "draft"})
+    if drafts:
+        return AuditRow(
+            label,
+            quantity,
+            AuditState.EXPECTED,
+            f"Not invoiced yet: {', '.join(drafts)} is a draft; Stripe recounts its usage when it "
+            "finalizes it (about an hour after the period ends).",
+        )
+    invoices = ", ".join(sorted({invoice["id"] for invoice, _ in found}))
+    if stripe_units is None:
+        return AuditRow(label, quantity, AuditState.UNKNOWN, f"On {invoices}.")
+    if quantity == stripe_units:
+        return AuditRow(label, quantity, AuditState.AGREES, f"On {invoices}.")
+    return AuditRow(
+        label,
+        quantity,
+        AuditState.DIFFERS,
+        f"{invoices} bills {quantity:,} units, Stripe's summary has {stripe_units:,}: usage that "
+        "reached Stripe after the invoice was finalized is on no invoice; bill the difference by "
+        "hand.",
+    )
+
+
+def money_audit(
+    *, account: Account, period_start: datetime, now: datetime | None = None
+) -> MoneyAudit:
+    """The chain of figures for one account and period, each compared with the one above it:
+    units admitted (rolled-up rows plus the limiter's live counters), units rolled up, units
+    reported (by report status), Stripe's meter event summary, and the invoice's metered line.
+
+    Reads Stripe: the meter summary, and once the period has ended the customer's newest
+    invoices, their lines and their prices. If Stripe does not answer, its figures are unknown
+    and the rest is still shown.
+    """
+    now = now or timezone.now()
+    start, end = account.current_period(period_start)
+    is_open = end > now
+    first, last = period_minutes(start, end)
+    admitted = period_units(account.pk, start, end)
+    rollups = UsageRollup.objects.filter(account=account, minute__gte=first, minute__lt=last)
+    rolled = _units(rollups)
+    reports = list(
+        MeterReport.objects.filter(account=account, window_start__gte=start, window_end__lte=end)
+    )
+    discrepancies = list(
+        UsageDiscrepancy.objects.filter(account=account, period_start=start, resolved__isnull=True)
+    )
+    billable_from = _billable_from(account)
+    customer_id = account.stripe_customer.id if account.stripe_customer else None
+    client = stripe_client()
+    stripe_units: int | None = None
+    error = ""
+    if customer_id is None:
+        error = "No Stripe customer: nothing is reported."
+    else:
+        try:
+            meter_id = usage_meter_id(client=client)
+            # Reports are dated an hour back at the latest; Stripe gets no end in the future.
+            until = min(last, now.replace(second=0, microsecond=0))
+            stripe_units = (
+                _summary_units(client, meter_id, customer_id, first, until) if meter_id else 0
+            )
+        except stripe.StripeError as exc:
+            error = f"Stripe did not answer: {exc}"
+    rows = [
+        AuditRow(
+            "Units admitted (limiter)",
+            admitted,
+            AuditState.AGREES,
+            "The starting figure: rolled-up minutes plus the limiter's live counters.",
+        ),
+        _rolled_up_row(admitted, rolled, is_open, end, now),
+        _reported_row(rollups, rolled, reports, billable_from, is_open, end, now),
+    ]
+    if customer_id is None:
+        rows.append(AuditRow("On Stripe (meter event summary)", None, AuditState.EXPECTED, error))
+    else:
+        rows.append(_stripe_row(reports, stripe_units, error, discrepancies))
+    rows.append(
+        _invoice_row(client, customer_id, stripe_units, billable_from, is_open, start, end, now)
+    )
+    return MoneyAudit(account, start, end, is_open, rows, discrepancies)
