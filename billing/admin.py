@@ -6,7 +6,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets
 from django.db import transaction
 
-from billing.models import MeterReport, StripeThinEvent, Tier
+from billing.models import MeterReport, StripeThinEvent, Tier, TierSwitch
 from billing.services.catalog import tiers_sync_to_stripe
 from billing.services.errors import BillingError
 from billing.services.reports import (
@@ -310,3 +310,15 @@ class StripeThinEventAdmin(ReadOnlyAdmin):
     list_filter = ["type", ("processed", admin.EmptyFieldListFilter)]
     search_fields = ["=stripe_id", "outcome"]
     ordering = ["-received"]
+
+
+@admin.register(TierSwitch)
+class TierSwitchAdmin(ReadOnlyAdmin):
+    """Tier switches asked for on the pricing page: when each splits the period, and whether
+    Stripe has switched yet (billing/services/switch.py; `manage.py apply_tier_switches`)."""
+
+    list_display = ["account", "from_tier", "to_tier", "effective_at", "status", "applied_at"]
+    list_filter = ["status", "to_tier"]
+    search_fields = ["account__owner__email", "stripe_subscription_id"]
+    list_select_related = ["account__owner", "from_tier", "to_tier"]
+    ordering = ["-effective_at"]

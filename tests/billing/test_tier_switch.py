@@ -166,3 +166,11 @@ def test_one_switch_at_a_time(subscribed, catalog, clock):
 def test_an_account_without_a_subscription_subscribes_first(account, catalog):
     with pytest.raises(BillingError, match="subscribe first"):
         tier_switch_request(account=account, tier=catalog.team)
+
+
+def test_operators_see_switches_in_the_admin(admin_client, subscribed, catalog, clock):
+    tier_switch_request(account=subscribed, tier=catalog.team, now=clock.now)
+
+    page = admin_client.get("/admin/billing/tierswitch/").content.decode()
+
+    assert "Team" in page and "Scheduled" in page
