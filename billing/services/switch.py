@@ -65,8 +65,11 @@ def tier_switch_request(*, account: Account, tier: Tier, now: datetime | None = 
     Raises ``BillingError`` (worded for the developer) when it cannot be done now.
     """
     now = now or timezone.now()
+    # of=self: PostgreSQL refuses to lock the nullable side of an outer join.
     account = (
-        Account.objects.select_for_update().select_related("subscribed_tier").get(pk=account.pk)
+        Account.objects.select_for_update(of=("self",))
+        .select_related("subscribed_tier")
+        .get(pk=account.pk)
     )
     if account.payment_status not in SWITCHABLE or not account.stripe_subscription_id:
         raise BillingError("Only a paid-up subscription can switch plans; subscribe first.")
