@@ -301,7 +301,8 @@ class UsageDiscrepancy(models.Model):
 
 class TierSwitch(models.Model):
     """A subscription moving to another paid tier at a whole minute (``effective_at``): usage
-    counted before it is billed at the old tier's prices, from it on at the new tier's.
+    counted before it is billed at the old tier's prices, from it on at the new tier's. With no
+    ``to_tier``, an operator's immediate cancellation: billing ends at ``effective_at``.
 
     Stripe is asked to switch only once the usage before ``effective_at`` is reported and
     confirmed (``billing.services.switch``); until then the row stays scheduled.
@@ -320,7 +321,10 @@ class TierSwitch(models.Model):
     from_tier = models.ForeignKey(
         Tier, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    to_tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="+")
+    # None: the subscription is canceled at once (an operator's action).
+    to_tier = models.ForeignKey(
+        Tier, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     stripe_subscription_id = models.CharField(max_length=255)
     effective_at = models.DateTimeField()
     status = models.CharField(max_length=9, choices=Status.choices, default=Status.SCHEDULED)

@@ -77,6 +77,7 @@ class Account(models.Model):
             ("grant_credit", "Can grant extra units for the current period"),
             ("resend_reports", "Can re-send an account's failed usage reports"),
             ("resync_stripe", "Can re-sync an account from Stripe"),
+            ("cancel_subscription", "Can cancel an account's subscription at once"),
         ]
 
     def __str__(self) -> str:

@@ -26,6 +26,7 @@ import logging
 from datetime import datetime, timedelta
 
 import stripe
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from stripe.params import SubscriptionUpdateParams
@@ -36,7 +37,10 @@ from billing.services.reports import usage_report_account
 from billing.services.subscriptions import account_subscription_apply
 from billing.stripe_api import as_dict, stripe_client
 from metering.services import ROLLUP_GRACE_SECONDS, usage_rollup
-from portal.models import Account
+from portal.audit import audit_record
+from portal.models import Account, AuditEntry
+from portal.services import AccountActionError
+from portal.signals import account_changed_send
 
 logger = logging.getLogger(__name__)
 
@@ -102,8 +106,46 @@ def tier_switch_request(*, account: Account, tier: Tier, now: datetime | None = 
         pending = TierSwitch.objects.filter(
             account=account, status=TierSwitch.Status.SCHEDULED
         ).first()
-        name = pending.to_tier.name if pending is not None else "another plan"
-        raise BillingError(f"A switch to {name} is already on its way.") from None
+        to_tier = pending.to_tier if pending is not None else None
+        what = f"A switch to {to_tier.name}" if to_tier is not None else "A change of plan"
+        raise BillingError(f"{what} is already on its way.") from None
+
+
+@transaction.atomic
+def subscription_cancel_now(
+    *, account: Account, actor: User | None, reason: str = "", now: datetime | None = None
+) -> AuditEntry | None:
+    """An operator ends the account's subscription at once: billing stops at the next whole
+    minute, whose usage before it is reported before Stripe cancels the subscription with a
+    final invoice (``invoice_now``). From that minute on the account is on the default tier's
+    terms. None: it has no subscription to cancel."""
+    now = now or timezone.now()
+    account = Account.objects.select_for_update(of=("self",)).get(pk=account.pk)
+    ended = (Account.PaymentStatus.NONE, Account.PaymentStatus.CANCELED)
+    if not account.stripe_subscription_id or account.payment_status in ended:
+        return None
+    effective_at = _next_minute(now)
+    try:
+        with transaction.atomic():
+            switch = TierSwitch.objects.create(
+                account=account,
+                from_tier=account.subscribed_tier,
+                to_tier=None,
+                stripe_subscription_id=account.stripe_subscription_id,
+                effective_at=effective_at,
+            )
+    except IntegrityError:
+        raise AccountActionError(
+            f"{account.owner.email} already has a tier switch on its way; cancel after it."
+        ) from None
+    return audit_record(
+        actor=actor,
+        action="account.subscription_cancel",
+        account=account,
+        before={"stripe_subscription_id": account.stripe_subscription_id},
+        after={"billing_ends_at": effective_at.isoformat(), "tier_switch": switch.pk},
+        reason=reason.strip(),
+    )
 
 
 def tier_switches_due(*, now: datetime | None = None) -> list[int]:
@@ -158,6 +200,11 @@ def tier_switch_apply(
     with transaction.atomic():
         locked = Account.objects.select_for_update().get(pk=account.pk)
         account_subscription_apply(account=locked, subscription=subscription, now=applied_at)
+        if switch.to_tier is None:
+            # Billing ended at the switch minute: the default tier's period starts there, so
+            # no window after it is ever reported.
+            Account.objects.filter(pk=locked.pk).update(period_start=switch.effective_at)
+            account_changed_send(locked.pk)
         TierSwitch.objects.filter(pk=switch.pk).update(
             status=TierSwitch.Status.APPLIED, applied_at=applied_at, last_error=""
         )
@@ -169,10 +216,31 @@ def tier_switch_apply(
 
 
 def _subscription_move(client: stripe.StripeClient, switch: TierSwitch) -> dict:
+    if switch.to_tier is None:
+        return _subscription_cancel(client, switch)
+    return _subscription_reprice(client, switch, switch.to_tier)
+
+
+def _subscription_cancel(client: stripe.StripeClient, switch: TierSwitch) -> dict:
+    """Cancel at once with a final invoice for the usage reported so far ("Cancel a
+    subscription": ``invoice_now`` "will generate a final invoice that invoices for any
+    un-invoiced metered usage", https://docs.stripe.com/api/subscriptions/cancel); metered usage
+    reported after a cancellation is discarded, which is why it is reported first."""
+    subscription = client.v1.subscriptions.retrieve(switch.stripe_subscription_id)
+    if subscription.status in ("canceled", "incomplete_expired"):
+        return as_dict(subscription)
+    canceled = client.v1.subscriptions.cancel(
+        switch.stripe_subscription_id,
+        params={"invoice_now": True},
+        options={"idempotency_key": f"mdk-tier-switch-{switch.pk}-{switch.attempts}"},
+    )
+    return as_dict(canceled)
+
+
+def _subscription_reprice(client: stripe.StripeClient, switch: TierSwitch, tier: Tier) -> dict:
     """Point the subscription's base item at the new base price and its metered item at the new
     metered price. ``create_prorations``: the old metered price's usage so far is billed on the
     next invoice, and the base price is prorated (Stripe: "Prorations")."""
-    tier = switch.to_tier
     prices = {
         metered: price.id
         for metered, price in ((True, tier.stripe_metered_price), (False, tier.stripe_base_price))

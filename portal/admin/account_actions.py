@@ -9,6 +9,7 @@ import stripe
 from billing.services.errors import BillingError
 from billing.services.reconcile import accounts_stripe_resync
 from billing.services.reports import account_meter_reports_resend
+from billing.services.switch import subscription_cancel_now
 from metering.services import quota_credit_grant
 from portal.admin.actions import AccountAction, Changed, Confirmation
 from portal.admin.forms import (
@@ -148,6 +149,25 @@ ACCOUNT_ACTIONS = [
         ),
         service=quota_credit_grant,
         done="Granted {units:,} extra units this period to",
+    ),
+    AccountAction(
+        name="cancel_subscription_now",
+        label="Cancel the subscription now",
+        permission="cancel_subscription",
+        confirm=Confirmation(
+            form=NoteForm,
+            title="Cancel subscriptions now",
+            explanation="Billing stops at the next whole minute: the usage before it is "
+            "reported to Stripe, then Stripe cancels the subscription with a final invoice for "
+            "it (about three minutes later). From that minute on each account is on the default "
+            "tier. To let a subscription run to its period's end, the developer cancels in "
+            "Manage billing instead.",
+            submit_label="Cancel subscriptions now",
+        ),
+        service=subscription_cancel_now,
+        done="Billing ends at the next minute for",
+        unchanged="No running subscription:",
+        errors=STRIPE_ERRORS,
     ),
     AccountAction(
         name="resend_reports",

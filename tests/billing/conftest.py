@@ -2,6 +2,7 @@
 nothing of ours that talks to Stripe is mocked."""
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import urlsplit
 
@@ -15,6 +16,7 @@ from billing.models import Tier
 from billing.selectors import tier_default
 from billing.services.catalog import tiers_sync_to_stripe
 from billing.services.webhook_endpoint import webhook_endpoint_ensure
+from metering.models import UsageRollup
 from tests.factories import PaidTierFactory
 
 
@@ -112,3 +114,31 @@ def subscribed(owner_client, account, catalog, webhooks):
     account.refresh_from_db()
     assert account.tier == catalog.pro
     return account
+
+
+@pytest.fixture
+def clock(subscribed, webhooks):
+    """Both clocks an hour and a bit on, at 2½ minutes before an hour boundary: the switch's
+    minute is then two minutes before the hour and Stripe applies it just after the hour."""
+    emulator = webhooks.emulator
+    start = datetime.fromtimestamp(emulator.now, UTC).replace(minute=0, second=0, microsecond=0)
+    moment = start + timedelta(hours=2) - timedelta(minutes=2, seconds=30)
+
+    class Clock:
+        now = moment
+
+        def to(self, when: datetime) -> datetime:
+            emulator.advance_clock(to=int(when.timestamp()))
+            self.now = when
+            return when
+
+    clock = Clock()
+    clock.to(moment)
+    return clock
+
+
+def rolled_up(account, minute: datetime, units: int) -> None:
+    """Usage the rollup job has written for ``minute``."""
+    UsageRollup.objects.create(
+        account=account, endpoint="lookup", minute=minute, units=units, requests=units
+    )

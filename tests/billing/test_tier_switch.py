@@ -2,7 +2,7 @@
 before it reaches Stripe before Stripe switches prices, the usage after it is dated after the
 switch, so each price bills exactly its own stretch (docs/stripe.md, "Update prices mid-cycle")."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from django.conf import settings
@@ -12,36 +12,9 @@ from billing.services.errors import BillingError
 from billing.services.reports import usage_report_run
 from billing.services.switch import tier_switch_apply, tier_switch_request, tier_switches_due
 from billing.stripe_api import stripe_client
-from metering.models import UsageRollup
+from tests.billing.conftest import rolled_up
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def clock(subscribed, webhooks):
-    """Both clocks an hour and a bit on, at 2½ minutes before an hour boundary: the switch's
-    minute is then two minutes before the hour and Stripe applies it just after the hour."""
-    emulator = webhooks.emulator
-    start = datetime.fromtimestamp(emulator.now, UTC).replace(minute=0, second=0, microsecond=0)
-    moment = start + timedelta(hours=2) - timedelta(minutes=2, seconds=30)
-
-    class Clock:
-        now = moment
-
-        def to(self, when: datetime) -> datetime:
-            emulator.advance_clock(to=int(when.timestamp()))
-            self.now = when
-            return when
-
-    clock = Clock()
-    clock.to(moment)
-    return clock
-
-
-def _usage(account, minute: datetime, units: int) -> None:
-    UsageRollup.objects.create(
-        account=account, endpoint="lookup", minute=minute, units=units, requests=units
-    )
 
 
 def _items(account) -> dict[str, str]:
@@ -71,10 +44,10 @@ def test_the_old_stretch_is_reported_before_stripe_switches_and_the_new_one_afte
 ):
     switch = tier_switch_request(account=subscribed, tier=catalog.team, now=clock.now)
     split = switch.effective_at
-    _usage(subscribed, split - timedelta(minutes=2), 30)
-    _usage(subscribed, split - timedelta(minutes=1), 12)  # the last old minute
-    _usage(subscribed, split, 5)  # the first new minute
-    _usage(subscribed, split + timedelta(minutes=1), 8)
+    rolled_up(subscribed, split - timedelta(minutes=2), 30)
+    rolled_up(subscribed, split - timedelta(minutes=1), 12)  # the last old minute
+    rolled_up(subscribed, split, 5)  # the first new minute
+    rolled_up(subscribed, split + timedelta(minutes=1), 8)
 
     # Not before every request of the old minutes has settled.
     assert tier_switch_apply(switch_id=switch.pk, now=clock.to(split + timedelta(seconds=60)))
@@ -117,8 +90,8 @@ def test_while_a_switch_is_on_its_way_nothing_past_its_minute_is_reported(
 ):
     switch = tier_switch_request(account=subscribed, tier=catalog.team, now=clock.now)
     split = switch.effective_at
-    _usage(subscribed, split - timedelta(minutes=1), 4)
-    _usage(subscribed, split + timedelta(minutes=1), 9)
+    rolled_up(subscribed, split - timedelta(minutes=1), 4)
+    rolled_up(subscribed, split + timedelta(minutes=1), 9)
     # Stripe refuses the switch, so it stays scheduled past the hourly run.
     clock.to(split + timedelta(minutes=8))
     usage_report_run(now=clock.now)
@@ -126,11 +99,11 @@ def test_while_a_switch_is_on_its_way_nothing_past_its_minute_is_reported(
     assert list(MeterReport.objects.values_list("window_end", "units")) == [(split, 4)]
 
 
-def test_a_switch_waits_while_stripe_does_not_take_the_old_usage(
+def test_a_switch_waits_while_stripe_does_not_take_the_oldrolled_up(
     subscribed, catalog, clock, webhooks
 ):
     switch = tier_switch_request(account=subscribed, tier=catalog.team, now=clock.now)
-    _usage(subscribed, switch.effective_at - timedelta(minutes=1), 7)
+    rolled_up(subscribed, switch.effective_at - timedelta(minutes=1), 7)
     webhooks.emulator.inject_fault("/v1/billing/meter_events", status=500, count=5)
 
     ready = clock.to(switch.effective_at + timedelta(seconds=135))

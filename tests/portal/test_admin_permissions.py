@@ -21,6 +21,7 @@ ALL_ACTIONS = {
     "grant_credit",
     "resend_reports",
     "resync_stripe",
+    "cancel_subscription_now",
 }
 
 
