@@ -28,6 +28,24 @@ pytestmark = pytest.mark.django_db
 METER_EVENTS = "/v1/billing/meter_events"
 
 
+def _period_ended_ten_minutes_ago(subscribed_account) -> tuple[Account, datetime, datetime]:
+    """A subscribed account whose period ended ten minutes before ``now`` (twenty past an
+    hour, so no hour boundary lies between the period's end and the runs), reported hourly
+    up to the last hour boundary before that end. Returns (account, now, end)."""
+    now = hour_floor(timezone.now()) - timedelta(minutes=40)
+    end = now - timedelta(minutes=10)
+    account = subscribed_account()
+    # As the renewal webhook leaves it: the new period started when the old one ended.
+    Account.objects.filter(pk=account.pk).update(period_start=end, period_end=add_months(end, 1))
+    MeterReportFactory(
+        account=account,
+        window_start=add_months(end, -1),
+        window_end=hour_floor(end),
+        status=MeterReport.Status.SENT,
+    )
+    return account, now, end
+
+
 def test_hourly_runs_send_each_accounts_units_once_per_window(
     reporting_stripe, subscribed_account, add_usage
 ):
@@ -153,19 +171,7 @@ def test_usage_just_after_an_upgrade_late_in_an_hour_is_billed_once_that_hour_cl
 def test_a_period_that_ended_gets_its_final_window_within_minutes(
     reporting_stripe, subscribed_account, add_usage
 ):
-    # Twenty past an hour, so no hour boundary lies between the period's end and the run.
-    now = hour_floor(timezone.now()) - timedelta(minutes=40)
-    end = now - timedelta(minutes=10)
-    account = subscribed_account()
-    # As the renewal webhook leaves it: the new period started when the old one ended.
-    Account.objects.filter(pk=account.pk).update(period_start=end, period_end=add_months(end, 1))
-    # Reported hourly up to the last hour boundary before the period's end.
-    MeterReportFactory(
-        account=account,
-        window_start=add_months(end, -1),
-        window_end=hour_floor(end),
-        status=MeterReport.Status.SENT,
-    )
+    account, now, end = _period_ended_ten_minutes_ago(subscribed_account)
     add_usage(account, end - timedelta(minutes=1), 6)  # the period's last minute
     add_usage(account, end + timedelta(minutes=1), 100)  # the next period's first
 
@@ -316,17 +322,7 @@ def test_an_unconfirmed_report_past_stripes_duplicate_window_goes_to_an_operator
 def test_usage_rolled_up_after_its_periods_final_window_is_reported_on_its_own(
     reporting_stripe, subscribed_account, add_usage
 ):
-    # Twenty past an hour, so no hour boundary lies between the period's end and the runs.
-    now = hour_floor(timezone.now()) - timedelta(minutes=40)
-    end = now - timedelta(minutes=10)
-    account = subscribed_account()
-    Account.objects.filter(pk=account.pk).update(period_start=end, period_end=add_months(end, 1))
-    MeterReportFactory(
-        account=account,
-        window_start=add_months(end, -1),
-        window_end=hour_floor(end),
-        status=MeterReport.Status.SENT,
-    )
+    account, now, end = _period_ended_ten_minutes_ago(subscribed_account)
     add_usage(account, end - timedelta(minutes=6), 6)
     usage_report_run(now=now, period_close_only=True)
     # The rollup job was minutes behind: the period's last minutes land after its final window.
