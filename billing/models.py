@@ -148,9 +148,11 @@ class MeterReport(models.Model):
     # When an operator last re-sent it under a new identifier; None: never, the identifier
     # dates from ``created``.
     resent_at = models.DateTimeField(null=True, blank=True)
-    # None: the event is dated at the window's last second. Set on the first window after a
+    # None: the event is dated at the window's last second. Set (1) on the first window after a
     # tier switch that Stripe applied later than that second: Stripe bills a new price only for
-    # usage dated after the switch, so the event is dated just after it (billing.services.switch).
+    # usage dated after the switch, so the event is dated just after it (billing.services.switch);
+    # (2) on a rejected report re-sent to a newer customer: dated into that customer's current
+    # subscription period, so it is billed late rather than never (billing.services.reports).
     not_before = models.DateTimeField(null=True, blank=True)
 
     class Meta:

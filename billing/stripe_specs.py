@@ -159,9 +159,13 @@ def price_matches(params: PriceCreateParams, price: Any) -> bool:
     ) == Decimal(params["unit_amount"])
 
 
-def idempotency_key(kind: str, *parts: Any) -> str:
+def idempotency_key(kind: str, *parts: Any, attempt: int = 0) -> str:
     """A key that is the same for the same request in the same situation (so a retry after a
     crash replays it) and differs as soon as anything in it differs (so a later, deliberate
-    change is never swallowed by Stripe's 24-hour replay)."""
+    change is never swallowed by Stripe's 24-hour replay).
+
+    ``attempt`` numbers the keys of one request's chain: attempt n+1 is used only once Stripe
+    replays a server error for attempt n (``billing.stripe_idempotency.create_once``)."""
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-    return f"meterdesk-{kind}-{digest[:32]}"
+    key = f"meterdesk-{kind}-{digest[:32]}"
+    return f"{key}-{attempt}" if attempt else key

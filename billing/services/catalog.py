@@ -2,17 +2,19 @@
 billing Meter they all report to. Tiers are rows an operator edits; Stripe gets a copy."""
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import stripe
 from django.conf import settings
 from django.contrib.auth.models import User
 from djstripe.models import Price, Product
-from stripe.params import PriceCreateParams, ProductCreateParams
+from stripe.params import PriceCreateParams, PriceUpdateParams, ProductCreateParams
 
 from billing import stripe_specs
 from billing.models import Tier
 from billing.services.errors import BillingError
 from billing.stripe_api import as_dict, is_missing, stripe_client
+from billing.stripe_idempotency import create_once
 from portal.audit import audit_record
 
 
@@ -67,17 +69,22 @@ def meter_ensure(*, client: stripe.StripeClient | None = None) -> str:
                 "'stripe_customer_id'; deactivate it in Stripe or set STRIPE_METER_EVENT_NAME."
             )
         return found["id"]
-    meter = client.v1.billing.meters.create(
-        params={
-            "display_name": stripe_specs.METER_DISPLAY_NAME,
-            "event_name": event_name,
-            "default_aggregation": {"formula": "sum"},
-            "customer_mapping": {"type": "by_id", "event_payload_key": "stripe_customer_id"},
-            "value_settings": {"event_payload_key": "value"},
-        },
-        options={"idempotency_key": stripe_specs.idempotency_key("meter", event_name)},
-    )
-    return meter.id
+
+    # Looked up above by event name, so a create whose 500 hid a success is found next time;
+    # a replayed 500 moves on to the next key (billing.stripe_idempotency).
+    def create(key: str) -> Any:
+        return client.v1.billing.meters.create(
+            params={
+                "display_name": stripe_specs.METER_DISPLAY_NAME,
+                "event_name": event_name,
+                "default_aggregation": {"formula": "sum"},
+                "customer_mapping": {"type": "by_id", "event_payload_key": "stripe_customer_id"},
+                "value_settings": {"event_payload_key": "value"},
+            },
+            options={"idempotency_key": key},
+        )
+
+    return create_once(create, "meter", event_name).id
 
 
 def _product_ensure(client: stripe.StripeClient, tier: Tier, result: TierSyncResult) -> dict:
@@ -102,10 +109,13 @@ def _product_ensure(client: stripe.StripeClient, tier: Tier, result: TierSyncRes
     }
     if not params["description"]:
         del params["description"]
+    # The id is fixed, so no second product can ever be made; a replayed 500 moves on to the
+    # next key (billing.stripe_idempotency).
     product = as_dict(
-        client.v1.products.create(
-            params=params,
-            options={"idempotency_key": stripe_specs.idempotency_key("product", params)},
+        create_once(
+            lambda key: client.v1.products.create(params=params, options={"idempotency_key": key}),
+            "product",
+            params,
         )
     )
     result.created.append(product["id"])
@@ -113,10 +123,55 @@ def _product_ensure(client: stripe.StripeClient, tier: Tier, result: TierSyncRes
 
 
 def _price_current(client: stripe.StripeClient, key: str) -> dict | None:
+    """The active price under ``key``. None: no active price holds it (an archived one may)."""
     prices = client.v1.prices.list(
-        params={"lookup_keys": [key], "expand": ["data.tiers"], "limit": 1}
+        params={"lookup_keys": [key], "active": True, "expand": ["data.tiers"], "limit": 1}
     )
     return as_dict(prices.data[0]) if prices.data else None
+
+
+def _price_archived_match(client: stripe.StripeClient, params: PriceCreateParams) -> dict | None:
+    """An archived price of the tier's product that bills exactly what ``params`` would: the
+    one under the lookup key if it matches, else the newest.
+
+    Listing prices returns active ones only unless ``active`` is given ("For the list of
+    inactive prices, set `active` to false", List all prices,
+    https://docs.stripe.com/api/prices/list), so archived ones are asked for explicitly. They
+    are looked for by product, not only by lookup key: a price replaced by ours lost its key to
+    the replacement (``transfer_lookup_key``), so a tier whose amount went back to an earlier
+    one finds that earlier price here and no third price is created.
+    """
+    found = None
+    for price in client.v1.prices.list(
+        params={
+            "product": params["product"],
+            "active": False,
+            "type": "recurring",
+            "expand": ["data.tiers"],
+            "limit": 100,
+        }
+    ).auto_paging_iter():
+        candidate = as_dict(price)
+        if not stripe_specs.price_matches(params, candidate):
+            continue
+        if candidate.get("lookup_key") == params["lookup_key"]:
+            return candidate
+        found = found or candidate
+    return found
+
+
+def _price_reactivate(
+    client: stripe.StripeClient, archived: dict, key: str, result: TierSyncResult
+) -> dict:
+    changes: PriceUpdateParams = {"active": True, "expand": ["tiers"]}
+    if archived.get("lookup_key") != key:
+        # "If set to true, will atomically remove the lookup key from the existing price, and
+        # assign it to this price." (Update a price, https://docs.stripe.com/api/prices/update)
+        changes["lookup_key"] = key
+        changes["transfer_lookup_key"] = True
+    price = as_dict(client.v1.prices.update(archived["id"], params=changes))
+    result.updated.append(price["id"])
+    return price
 
 
 def _price_archive(client: stripe.StripeClient, price_id: str, result: TierSyncResult) -> dict:
@@ -145,29 +200,33 @@ def _price_ensure(
     stored: Price | None,
     result: TierSyncResult,
 ) -> tuple[dict, list[dict]]:
-    """The price matching ``params`` (kept, or created to replace the current one) and the
-    prices archived on the way."""
+    """The price matching ``params`` (kept; an archived one reactivated; or created to replace
+    the current one) and the prices archived on the way."""
     archived: list[dict] = []
     current = _price_current(client, params["lookup_key"])
     if current is not None and stripe_specs.price_matches(params, current):
-        if not current["active"]:
-            current = as_dict(
-                client.v1.prices.update(current["id"], params={"active": True, "expand": ["tiers"]})
-            )
-            result.updated.append(current["id"])
         price = current
     else:
-        previous_id = current["id"] if current else None
-        price = as_dict(
-            client.v1.prices.create(
-                params={**params, "transfer_lookup_key": True, "expand": ["tiers"]},
-                options={
-                    "idempotency_key": stripe_specs.idempotency_key("price", params, previous_id)
-                },
+        earlier = _price_archived_match(client, params)
+        if earlier is not None:
+            price = _price_reactivate(client, earlier, params["lookup_key"], result)
+        else:
+            previous_id = current["id"] if current else None
+            # Looked up above by lookup key, so a create whose 500 hid a success is found next
+            # time; a replayed 500 moves on to the next key (billing.stripe_idempotency).
+            price = as_dict(
+                create_once(
+                    lambda key: client.v1.prices.create(
+                        params={**params, "transfer_lookup_key": True, "expand": ["tiers"]},
+                        options={"idempotency_key": key},
+                    ),
+                    "price",
+                    params,
+                    previous_id,
+                )
             )
-        )
-        result.created.append(price["id"])
-        if current is not None and current["active"]:
+            result.created.append(price["id"])
+        if current is not None:
             archived.append(_price_archive(client, current["id"], result))
     # A price our database links to that is no longer the one under the lookup key (the key
     # was moved in the dashboard; a crash between creating a price and saving the link) is

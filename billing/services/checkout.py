@@ -9,29 +9,60 @@ from django.urls import reverse
 from djstripe.models import Customer
 from stripe.params.checkout import SessionCreateParamsLineItem
 
-from billing import stripe_specs
 from billing.models import Tier
 from billing.services.errors import BillingError
 from billing.stripe_api import as_dict, is_missing, stripe_client
+from billing.stripe_idempotency import create_once
 from portal.models import Account
 
 
 def account_stripe_customer_ensure(*, account: Account, replace: bool = False) -> Customer:
     """The account's Stripe customer, created on first need (through dj-stripe, so the user is
     its subscriber). ``replace`` makes a new one when Stripe no longer knows the linked one
-    (the emulator restarted; a customer deleted in the dashboard)."""
+    (the emulator restarted; a customer deleted in the dashboard).
+
+    Looked up on Stripe before it is created, so a create whose 500 hid a success (or whose
+    answer was lost before we saved the link) is found, not made twice; a replayed 500 moves on
+    to the next idempotency key instead of blocking Checkout for a day
+    (billing.stripe_idempotency)."""
     if account.stripe_customer is not None and not replace:
         return account.stripe_customer
     replaced = account.stripe_customer.id if account.stripe_customer is not None else ""
-    customer = Customer.create(
-        account.owner,
-        idempotency_key=stripe_specs.idempotency_key("customer", account.pk, replaced),
-        livemode=settings.STRIPE_LIVE_MODE,
-        metadata={"account_id": str(account.pk)},
-    )
+    found = _account_customer_find(account, other_than=replaced)
+    if found is not None:
+        customer = Customer.sync_from_stripe_data(found)
+    else:
+        customer = create_once(
+            lambda key: Customer.create(
+                account.owner,
+                idempotency_key=key,
+                livemode=settings.STRIPE_LIVE_MODE,
+                metadata={"account_id": str(account.pk)},
+            ),
+            "customer",
+            account.pk,
+            replaced,
+        )
     Account.objects.filter(pk=account.pk).update(stripe_customer=customer)
     account.stripe_customer = customer
     return customer
+
+
+def _account_customer_find(account: Account, *, other_than: str) -> dict[str, Any] | None:
+    """A customer Stripe already holds for this account: one with the owner's email (the list's
+    ``email`` filter, "A case-sensitive filter on the list based on the customer's email
+    field", List all customers, https://docs.stripe.com/api/customers/list) and our account id
+    in its metadata. None: there is none (other than ``other_than``, the one being replaced)."""
+    email = account.owner.email
+    if not email:
+        return None
+    customers = stripe_client().v1.customers.list(params={"email": email, "limit": 100})
+    for customer in customers.auto_paging_iter():
+        found = as_dict(customer)
+        ours = (found.get("metadata") or {}).get("account_id") == str(account.pk)
+        if ours and found["id"] != other_than:
+            return found
+    return None
 
 
 def _site_url(name: str, query: str = "") -> str:

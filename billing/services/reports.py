@@ -569,6 +569,8 @@ def _audited(report: MeterReport) -> dict:
         "attempts": report.attempts,
         "identifier": report.identifier,
         "customer": report.stripe_customer_id,
+        # The event's timestamp: a re-send to a new customer may date it later (_billed_from).
+        "dated": report.event_time.isoformat(),
     }
 
 
@@ -580,9 +582,9 @@ def _reidentify(report: MeterReport, now: datetime) -> MeterReport:
     https://docs.stripe.com/api/billing/meter-event/create); its documents do not say whether
     a refused event's identifier counts, and the emulator treats it like any other (a re-send
     would be answered "duplicate", and marked sent while never billed). So the re-send carries
-    ``<first identifier>-r<n>``; the rejected ones stay in ``rejections``. The event keeps its
-    timestamp (the window's last second): Stripe bills it on the customer's subscription whose
-    period holds that moment.
+    ``<first identifier>-r<n>``; the rejected ones stay in ``rejections``. The event's timestamp
+    is the window's last second, unless it goes to another customer than the one it was first
+    sent to (see ``_billed_from``).
     """
     if _too_old_for_stripe(report, now):
         raise MeterReportRefused(
@@ -625,9 +627,52 @@ def _reidentify(report: MeterReport, now: datetime) -> MeterReport:
         locked.attempts = 0
         locked.resent_at = now
         locked.last_error = f"Re-sent as {locked.identifier}; Stripe refused {previous}."
+        billed_from = (
+            _billed_from(report.account, customer_id, now)
+            if customer_id != rejections[0]["customer"]
+            else None
+        )
+        if billed_from is not None and billed_from > locked.event_time:
+            locked.not_before = billed_from
         locked.save()
     logger.warning("Usage report %s re-sent as %s to %s", previous, locked.identifier, customer_id)
     return locked
+
+
+def _billed_from(account: Account, customer_id: str, now: datetime) -> datetime | None:
+    """The earliest moment a meter event for ``customer_id`` is billed on an open invoice: the
+    start of the current billing period of the account's running subscription, if that
+    subscription is the customer's. None: the account has no running subscription (known here)
+    for that customer, and the event keeps its timestamp.
+
+    A report rejected because Stripe did not know its customer (deleted in the Dashboard, which
+    also cancels the customer's subscriptions) is re-sent to the account's new customer, whose
+    subscription started after the report's window. A metered price bills the usage dated from
+    when it was put on the subscription; usage recorded before a subscription is billed only if
+    the subscription is backdated ("Manage your usage-based billing setup", sections "Update
+    prices mid-cycle" and "Create a backdated subscription",
+    https://docs.stripe.com/billing/subscriptions/usage-based/manage-billing-setup), so at its
+    own timestamp the event would reach the meter and no invoice. Dated at the start of the new
+    subscription's current period instead (``MeterReport.not_before``), it is billed on that
+    period's invoice. The trade-off: the units are billed in a later period than they were used
+    in, at the price and against the included units of the tier subscribed now, rather than
+    never.
+    """
+    if account.payment_status not in SUBSCRIBED or not account.stripe_subscription_id:
+        return None
+    subscription_id = account.stripe_subscription_id
+    # dj-stripe's copy says whose subscription it is; without one, the account's own fields,
+    # which billing.services.subscriptions sets from the same subscription, stand in.
+    owner = (
+        Subscription.objects.filter(id=subscription_id)
+        .values_list("customer__id", flat=True)
+        .first()
+    )
+    if owner is not None and owner != customer_id:
+        return None
+    period_start, _ = account.current_period(now)
+    started = _subscription_starts([subscription_id]).get(subscription_id)
+    return max(period_start, started) if started is not None else period_start
 
 
 def meter_report_confirm(*, report_id: int, actor: User | None) -> MeterReport:

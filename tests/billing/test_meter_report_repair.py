@@ -16,12 +16,13 @@ from billing.services.webhook_endpoint import event_destination_ensure
 from portal.models import AuditEntry
 from tests.billing.conftest import WebhookRelay
 from tests.factories import StripeCustomerFactory
-from tests.usage_reporting import reported_units, stripe_total
+from tests.usage_reporting import reported_units, stripe_subscription_started, stripe_total
 
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = reverse("admin:billing_meterreport_changelist")
 METER_EVENTS = "/v1/billing/meter_events"
+MINUTE = timedelta(minutes=1)
 
 
 @pytest.fixture
@@ -206,3 +207,76 @@ def test_a_suspect_report_the_operator_found_missing_is_resent_under_a_new_ident
     assert (report.status, report.identifier) == (MeterReport.Status.SENT, f"{old_identifier}-r1")
     assert report.rejections[0]["code"] == "not_in_meter_summary"
     assert stripe_total(reporting_stripe, account) == 4
+
+
+def _resubscribed(account, started) -> None:
+    """The account's running subscription, on its current customer, began at ``started``
+    (dj-stripe's copy and the account's period, as the webhooks leave them)."""
+    account.stripe_subscription_id = f"sub_{account.stripe_customer.id[4:]}"
+    account.period_start, account.period_end = started, started + timedelta(days=30)
+    account.save(update_fields=["stripe_subscription_id", "period_start", "period_end"])
+    stripe_subscription_started(account, started)
+
+
+def _summary(reporting_stripe, customer: str, start, end) -> float:
+    """The customer's units on our meter dated in [start, end) (whole minutes)."""
+    meter = reporting_stripe.client.v1.billing.meters.list().data[0]
+    summaries = reporting_stripe.client.v1.billing.meters.event_summaries.list(
+        meter.id,
+        params={
+            "customer": customer,
+            "start_time": int(start.timestamp()),
+            "end_time": int(end.timestamp()),
+        },
+    )
+    return sum(s.aggregated_value for s in summaries.data)
+
+
+def test_a_report_resent_to_a_customer_subscribed_after_its_window_is_dated_into_that_subscription(
+    rejected, reporting_stripe, admin_client
+):
+    """Stripe bills a new subscription's metered price for usage dated from its start only: the
+    re-sent units are dated when the new subscription's current period began, and so billed on
+    its invoice (a period late, at today's tier, rather than never)."""
+    account, report, _ = rejected
+    window_minute = report.event_time.replace(second=0)
+    new_customer = _new_customer(reporting_stripe, account)
+    resubscribed = window_minute + 2 * MINUTE
+    _resubscribed(account, resubscribed)
+
+    _resend(admin_client, report)
+
+    report.refresh_from_db()
+    assert (report.status, report.stripe_customer_id) == (MeterReport.Status.SENT, new_customer)
+    assert report.event_time == resubscribed
+    assert _summary(reporting_stripe, new_customer, resubscribed, resubscribed + MINUTE) == 7
+    assert _summary(reporting_stripe, new_customer, window_minute, resubscribed) == 0
+    # The audit log shows the date moving.
+    entry = AuditEntry.objects.get(action="meter_report.resend")
+    assert entry.before["dated"] == (window_minute + timedelta(seconds=59)).isoformat()
+    assert entry.after["dated"] == resubscribed.isoformat()
+
+
+@pytest.mark.parametrize(
+    "whose",
+    ["the new customer's, begun before the window", "the old customer's"],
+)
+def test_a_report_resent_keeps_its_windows_timestamp_when_no_newer_subscription_needs_it(
+    rejected, reporting_stripe, admin_client, whose
+):
+    account, report, _ = rejected
+    window_minute = report.event_time.replace(second=0)
+    if whose == "the old customer's":
+        # dj-stripe's copy names the deleted customer: the new one has no subscription here.
+        _resubscribed(account, window_minute + 2 * MINUTE)
+        new_customer = _new_customer(reporting_stripe, account)
+    else:
+        new_customer = _new_customer(reporting_stripe, account)
+        _resubscribed(account, window_minute - timedelta(days=2))
+
+    _resend(admin_client, report)
+
+    report.refresh_from_db()
+    assert (report.status, report.not_before) == (MeterReport.Status.SENT, None)
+    assert report.event_time == window_minute + timedelta(seconds=59)
+    assert _summary(reporting_stripe, new_customer, window_minute, window_minute + MINUTE) == 7

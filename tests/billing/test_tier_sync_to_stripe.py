@@ -253,3 +253,135 @@ def test_every_request_of_a_sync_carries_the_pinned_api_version(stripe_api, sett
 
     assert f"/v1/products/{stripe_specs.product_id(tier)}/features" in {path for path, _ in sent}
     assert {path: version for path, version in sent if version != settings.STRIPE_API_VERSION} == {}
+
+
+def _price_ids(tier: Tier) -> tuple[str, str]:
+    """The ids of the base and metered prices the tier links to, as saved."""
+    tier.refresh_from_db()
+    assert tier.stripe_base_price is not None and tier.stripe_metered_price is not None
+    return tier.stripe_base_price.id, tier.stripe_metered_price.id
+
+
+def _prices(client, **filters) -> list:
+    """Every price on the emulator, active or archived (the list shows active ones only unless
+    ``active`` is given)."""
+    return [
+        price
+        for active in (True, False)
+        for price in client.v1.prices.list(
+            params={"active": active, "limit": 100, **filters}
+        ).auto_paging_iter()
+    ]
+
+
+@pytest.mark.django_db
+def test_a_500_on_creating_the_product_does_not_block_the_next_sync(stripe_api, stripe_client):
+    """Stripe replays a saved 500 for the same Idempotency-Key for 24 hours (Idempotent
+    requests, https://docs.stripe.com/api/idempotent_requests): the next sync must not send
+    the failed request's key again, nor create a second product."""
+    tier = PaidTierFactory(slug="pro", name="Pro")
+    stripe_api.inject_fault("/v1/products", status=500, count=1, method="POST")
+    with pytest.raises(stripe.APIError):
+        tiers_sync_to_stripe(tiers=[tier])
+
+    tiers_sync_to_stripe(tiers=[tier])
+
+    tier.refresh_from_db()
+    products = stripe_client.v1.products.list(params={"limit": 100}).data
+    assert [product.id for product in products] == [stripe_specs.product_id(tier)]
+    assert tier.stripe_product is not None and tier.stripe_product.name == "Pro"
+    assert {price.id for price in _prices(stripe_client)} == set(_price_ids(tier))
+
+
+@pytest.mark.django_db
+def test_a_500_on_creating_a_price_does_not_block_the_next_sync(stripe_api, stripe_client):
+    tier = PaidTierFactory(slug="pro", base_price_cents=2900)
+    stripe_api.inject_fault("/v1/prices", status=500, count=1, method="POST")
+    with pytest.raises(stripe.APIError):
+        tiers_sync_to_stripe(tiers=[tier])
+
+    tiers_sync_to_stripe(tiers=[tier])
+
+    base, metered = _price_ids(tier)
+    assert {p.id: p.active for p in _prices(stripe_client)} == {base: True, metered: True}
+    assert stripe_client.v1.prices.retrieve(base).unit_amount == 2900
+    # The failed request's key was replayed once, then the next key created the price.
+    assert stripe_api.request_count("/v1/prices", method="POST") == 4
+
+
+@pytest.mark.django_db
+def test_a_price_created_behind_a_500_is_found_not_created_again(stripe_api, stripe_client):
+    """Stripe did the work and still answered 500: the next sync finds the price under its
+    lookup key instead of creating another one to sell beside it."""
+    tier = PaidTierFactory(slug="pro", base_price_cents=2900)
+    stripe_api.inject_fault("/v1/prices", status=500, count=1, method="POST", apply=True)
+    with pytest.raises(stripe.APIError):
+        tiers_sync_to_stripe(tiers=[tier])
+    [created_behind_the_500] = _prices(stripe_client)
+
+    tiers_sync_to_stripe(tiers=[tier])
+
+    assert _price_ids(tier)[0] == created_behind_the_500.id
+    assert len(_prices(stripe_client)) == 2
+
+
+@pytest.mark.django_db
+def test_a_500_on_creating_the_meter_does_not_block_the_next_sync(stripe_api, stripe_client):
+    tier = PaidTierFactory(slug="pro")
+    stripe_api.inject_fault("/v1/billing/meters", status=500, count=1, method="POST")
+    with pytest.raises(stripe.APIError):
+        tiers_sync_to_stripe(tiers=[tier])
+
+    tiers_sync_to_stripe(tiers=[tier])
+
+    tier.refresh_from_db()
+    meters = stripe_client.v1.billing.meters.list(params={"limit": 100}).data
+    assert [meter.id for meter in meters] == [tier.stripe_meter_id]
+
+
+@pytest.mark.django_db
+def test_a_price_changed_and_changed_back_reactivates_the_original(stripe_api, stripe_client):
+    """The original price lost its lookup key to its replacement; going back to its amount
+    finds it among the archived prices (listed only with ``active=false``, List all prices,
+    https://docs.stripe.com/api/prices/list) and sells it again, with no third price."""
+    tier = PaidTierFactory(slug="pro", base_price_cents=2900)
+    tier_sync_to_stripe(tier=tier)
+    original, _ = _price_ids(tier)
+    tier.base_price_cents = 3900
+    tier.save()
+    tier_sync_to_stripe(tier=tier)
+    replacement, _ = _price_ids(tier)
+
+    tier.base_price_cents = 2900
+    tier.save()
+    result = tier_sync_to_stripe(tier=tier)
+
+    assert _price_ids(tier)[0] == original
+    assert (result.created, result.updated, result.archived) == ([], [original], [replacement])
+    base_prices = {p.id: p.active for p in _prices(stripe_client) if p.unit_amount}
+    assert base_prices == {original: True, replacement: False}
+    found = stripe_client.v1.prices.list(params={"lookup_keys": ["meterdesk_pro_base"]})
+    assert [p.id for p in found.data] == [original]
+    assert Price.objects.get(id=original).active is True
+    assert Price.objects.get(id=replacement).active is False
+
+
+@pytest.mark.django_db
+def test_a_paid_tier_made_free_and_paid_again_sells_its_old_prices_again(stripe_api, stripe_client):
+    """Archived with their lookup keys kept, the old prices are reactivated, not duplicated."""
+    tier = PaidTierFactory(slug="pro", base_price_cents=2900)
+    tier_sync_to_stripe(tier=tier)
+    prices = set(_price_ids(tier))
+    policy = tier.overage_policy
+    tier.base_price_cents, tier.overage_policy = 0, Tier.OveragePolicy.BLOCK
+    tier.save()
+    tier_sync_to_stripe(tier=tier)
+
+    tier.base_price_cents, tier.overage_policy = 2900, policy
+    tier.save()
+    result = tier_sync_to_stripe(tier=tier)
+
+    assert set(_price_ids(tier)) == prices
+    assert not result.created and set(result.updated) == prices
+    assert {p.id for p in _prices(stripe_client)} == prices
+    assert all(p.active for p in _prices(stripe_client))
