@@ -153,7 +153,15 @@ def account_subscription_apply(
             account.period_end = None
     else:
         if state.status in PAYING | PAYMENT_DUE and state.period_start and state.period_end:
-            account.period_start, account.period_end = state.period_start, state.period_end
+            # A tier switch starts a segment of the same billing period (period_start moves to
+            # the switch minute, billing.services.switch): Stripe prices each segment with its
+            # own included units, so quota counts from there until the period renews.
+            in_segment = (
+                account.period_end == state.period_end
+                and state.period_start <= account.period_start < state.period_end
+            )
+            if not in_segment:
+                account.period_start, account.period_end = state.period_start, state.period_end
         if paid_tier is not None and state.status in PAYING | PAYMENT_DUE:
             account.subscribed_tier = paid_tier
         if state.status in PAYING:

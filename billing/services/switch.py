@@ -200,11 +200,12 @@ def tier_switch_apply(
     with transaction.atomic():
         locked = Account.objects.select_for_update().get(pk=account.pk)
         account_subscription_apply(account=locked, subscription=subscription, now=applied_at)
-        if switch.to_tier is None:
-            # Billing ended at the switch minute: the default tier's period starts there, so
-            # no window after it is ever reported.
-            Account.objects.filter(pk=locked.pk).update(period_start=switch.effective_at)
-            account_changed_send(locked.pk)
+        # The period starts again at the switch minute: after a cancellation, the default
+        # tier's period (billing ended there: nothing after it is reported); after a switch, the
+        # new tier's segment of the billing period, which Stripe prices with its own included
+        # units, so the quota, alerts and usage pages count from there.
+        Account.objects.filter(pk=locked.pk).update(period_start=switch.effective_at)
+        account_changed_send(locked.pk)
         TierSwitch.objects.filter(pk=switch.pk).update(
             status=TierSwitch.Status.APPLIED, applied_at=applied_at, last_error=""
         )

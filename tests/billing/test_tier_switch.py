@@ -12,6 +12,7 @@ from billing.services.errors import BillingError
 from billing.services.reports import usage_report_run
 from billing.services.switch import tier_switch_apply, tier_switch_request, tier_switches_due
 from billing.stripe_api import stripe_client
+from metering.selectors import period_units
 from tests.billing.conftest import rolled_up
 
 pytestmark = pytest.mark.django_db
@@ -147,3 +148,24 @@ def test_operators_see_switches_in_the_admin(admin_client, subscribed, catalog, 
     page = admin_client.get("/admin/billing/tierswitch/").content.decode()
 
     assert "Team" in page and "Scheduled" in page
+
+
+def test_the_new_tier_counts_its_own_included_units_from_the_switch_until_renewal(
+    subscribed, catalog, clock, webhooks
+):
+    switch = tier_switch_request(account=subscribed, tier=catalog.team, now=clock.now)
+    rolled_up(subscribed, switch.effective_at - timedelta(minutes=1), 40)
+    tier_switch_apply(switch_id=switch.pk, now=clock.to(switch.effective_at + timedelta(minutes=3)))
+    webhooks.deliver()  # Stripe's customer.subscription.updated for the switch
+
+    subscribed.refresh_from_db()
+    start, end = subscribed.current_period(clock.now)
+    # Stripe bills Team's segment from zero, with Team's included units: so does the quota.
+    assert start == switch.effective_at
+    assert period_units(subscribed.pk, start, end) == 0
+
+    webhooks.emulator.advance_clock(to=int((end + timedelta(hours=2)).timestamp()))
+    webhooks.deliver()  # the renewal
+
+    subscribed.refresh_from_db()
+    assert subscribed.period_start == end  # a whole billing period again
