@@ -278,3 +278,13 @@ def test_subscription_items_update_and_list(catalog, stripe_client, subscribe):
     listed = stripe_client.v1.subscription_items.list(params={"subscription": sub.id})
     assert [i.id for i in listed.data] == [i.id for i in updated["items"].data]
     assert stripe_client.v1.subscription_items.retrieve(base_item.id).subscription == sub.id
+
+
+def test_deleting_a_customer_cancels_its_subscriptions_at_once(catalog, stripe_client, subscribe):
+    # Delete a customer: "Also immediately cancels any active subscriptions on the customer."
+    sub = subscribe(catalog)
+
+    stripe_client.v1.customers.delete(catalog.customer.id)
+
+    canceled = stripe_client.v1.subscriptions.retrieve(sub.id)
+    assert canceled.status == "canceled"

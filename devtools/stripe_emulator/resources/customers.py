@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 
+from ..billing import subscription_cancel
 from ..errors import StripeError
 from ..params import ANY, merge_metadata, validate
 from ..router import route
@@ -147,6 +148,13 @@ def customer_update(state: State, params: dict, id: str) -> dict:
 def customer_delete(state: State, params: dict, id: str) -> dict:
     validate(params, {})
     customer = state.store.get(id, "customer")
+    # "Permanently deletes a customer. It cannot be undone. Also immediately cancels any
+    # active subscriptions on the customer." (Delete a customer,
+    # https://docs.stripe.com/api/customers/delete): cancelled without a final invoice, so the
+    # usage not yet invoiced is discarded.
+    for sub in state.store.all("subscription"):
+        if sub["customer"] == id and sub["status"] not in ("canceled", "incomplete_expired"):
+            subscription_cancel(state, sub)
     snapshot = dict(customer)
     state.store.remove(id)
     state.webhooks.emit("customer.deleted", snapshot, None, state.current_request)
