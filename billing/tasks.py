@@ -2,8 +2,9 @@
 idempotent.
 
 The beat schedule that runs them (``report_usage`` hourly, ``report_usage_closed_periods``
-every few minutes, ``account_enforce_grace_task`` hourly, ``subscriptions_reconcile_task``
-daily) lives with the other jobs. The email tasks the services queue live in billing.emails.
+every few minutes, ``apply_tier_switches`` every minute, ``account_enforce_grace_task`` hourly,
+``subscriptions_reconcile_task`` and ``usage_reconcile_task`` daily) lives with the other jobs in
+``config/settings.py``. The email tasks the services queue live in billing.emails.
 """
 
 import logging

@@ -8,14 +8,21 @@
 - ``grace``: the grace period after a failed payment, ended.
 - ``reconcile``: Stripe re-read to repair what a lost webhook left behind; the operator's
   re-sync.
-- ``webhook_endpoint``: the portal's Stripe webhook endpoint.
+- ``webhook_endpoint``: the portal's Stripe webhook endpoint and the event destination for
+  Stripe's thin events.
 - ``reports``: usage to Stripe, one meter event per account and window, once.
+- ``switch``: a subscription moved to another tier (or cancelled now) at a whole minute, each
+  price billed exactly its own stretch.
+- ``thin_events``: Stripe's meter error reports, applied to the reports they name.
+- ``usage_audit``: our reports against Stripe's meter summaries (the daily reconcile) and the
+  money audit of one account and period.
 - ``errors``: ``BillingError``.
 
 Two rules run through these modules:
 
 - **Stripe decides, webhooks tell.** An account's tier changes only from what Stripe says about
-  its subscription (a webhook, or the reconcile job re-reading it), never from a browser redirect.
+  its subscription (a webhook, the reconcile job re-reading it, or the answer to our own
+  switch), never from a browser redirect.
   Every event handler re-reads the subscription's current state and applies that, so events that
   arrive late, twice or out of order converge on the same result.
 - **No database transaction is held open across a Stripe call.** Calls go out first; the rows
