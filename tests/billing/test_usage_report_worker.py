@@ -80,7 +80,9 @@ def test_a_worker_killed_mid_report_and_restarted_bills_every_unit_once(
     postgres_required()
     broker = _broker_url(redis_url())
     accounts = [subscribed_account() for _ in range(6)]
-    base = hour_floor(timezone.now()) - timedelta(hours=3)
+    # Every hour of the usage closed and past the report's grace, whenever in the hour the test
+    # runs (it failed in an hour's first five minutes, when the last hour was not yet due).
+    base = hour_floor(timezone.now() - timedelta(minutes=10)) - timedelta(hours=3)
     for number, account in enumerate(accounts, start=1):
         for minute in range(0, 150, 10):
             add_usage(account, base + timedelta(minutes=minute), number)
