@@ -162,6 +162,13 @@ def account_subscription_apply(
             )
             if not in_segment:
                 account.period_start, account.period_end = state.period_start, state.period_end
+                if before["period_end"] is None and state.period_start.second == 0:
+                    # Coming from the free tier onto a start Stripe dated on a whole minute:
+                    # Stripe keeps whole seconds, so free calls made in that second, before the
+                    # upgrade, would share the first paid minute (usage is counted per minute,
+                    # from the period's start rounded up). One second later rounds up to the
+                    # next minute: that minute's usage stays free, none is billed twice.
+                    account.period_start = state.period_start + timedelta(seconds=1)
         if paid_tier is not None and state.status in PAYING | PAYMENT_DUE:
             account.subscribed_tier = paid_tier
         if state.status in PAYING:

@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 
 from billing.services.subscriptions import account_subscription_apply
+from metering.selectors import period_minutes
 from tests.factories import AccountFactory
 
 
@@ -124,3 +125,23 @@ def test_an_ended_subscription_starts_the_free_period_when_stripe_ended_it(catal
         ended_at,
         None,
     )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("second", "counted_from"), [(0, 1), (17, 0)])
+def test_an_upgrade_dated_on_a_whole_minute_counts_from_the_next_minute(
+    catalog, second, counted_from
+):
+    """Stripe dates the start in whole seconds: free calls made in that second, before the
+    upgrade, must not share the first paid minute."""
+    account = AccountFactory()
+    start = timezone.now().replace(second=second, microsecond=0) - timedelta(minutes=5)
+    subscription = _subscription("sub_1", "active", catalog.pro)
+    subscription["items"]["data"][0]["current_period_start"] = int(start.timestamp())
+
+    account_subscription_apply(account=account, subscription=subscription)
+
+    account.refresh_from_db()
+    assert account.period_start == start + timedelta(seconds=counted_from)
+    first_minute = start.replace(second=0) + timedelta(minutes=1)
+    assert period_minutes(*account.current_period())[0] == first_minute
