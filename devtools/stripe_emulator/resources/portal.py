@@ -423,7 +423,7 @@ def switchable_products(state: State, configuration: dict) -> list[tuple[dict, d
 def portal_switch(state: State, configuration: dict, sub: dict, product_id: str) -> bool:
     """Move the subscription to another product the configuration offers: its licensed and
     metered prices replace ours, with the configuration's proration_behavior (which decides
-    whether the old metered price's usage so far is billed, see billing.py)."""
+    whether the old metered price's usage so far is billed, see billing/subscriptions.py)."""
     offer = next(
         (o for o in switchable_products(state, configuration) if o[0]["id"] == product_id), None
     )

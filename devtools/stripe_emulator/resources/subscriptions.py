@@ -3,7 +3,7 @@
 Price changes take effect at once. In flexible billing mode (the default) a metered price that
 leaves an item has its usage so far billed by an invoice item, as `proration_behavior` says
 (`create_prorations`, the default: on the next invoice; `always_invoice`: invoiced now; `none`:
-not billed); see billing.py for the documentation. Licensed prices are not prorated.
+not billed); see billing/subscriptions.py for the documentation. Licensed prices are not prorated.
 """
 
 from __future__ import annotations
