@@ -1,5 +1,5 @@
 """Billing > Usage discrepancies: the periods in which Stripe's meter event summary and our
-reports disagree, as the daily usage reconcile found them (``billing.services.usage_audit``).
+reports disagree, as the daily usage reconcile found them (``billing.services.usage_reconcile``).
 
 Registered from ``BillingConfig.ready``. The reconcile writes and closes these rows; an operator
 reads them and marks settled the ones it cannot close (billed or credited by hand).

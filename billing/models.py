@@ -242,7 +242,7 @@ class StripeThinEvent(models.Model):
 
 class UsageDiscrepancy(models.Model):
     """A billing period in which Stripe's meter event summary and our report ledger disagree,
-    found by the daily usage reconcile (``billing.services.usage_audit.usage_reconcile``).
+    found by the daily usage reconcile (``billing.services.usage_reconcile.usage_reconcile``).
 
     One open row per account and period: a later run updates its figures, and closes it when
     Stripe agrees again; an operator closes the ones the reconcile cannot settle.

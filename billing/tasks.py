@@ -18,7 +18,7 @@ from billing.services.grace import account_enforce_grace
 from billing.services.reconcile import invoices_reconcile, subscriptions_reconcile
 from billing.services.reports import usage_report_account, usage_report_due_accounts
 from billing.services.switch import tier_switches_apply
-from billing.services.usage_audit import usage_reconcile
+from billing.services.usage_reconcile import usage_reconcile
 from metering.services import usage_rollup
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def account_enforce_grace_task() -> int:
     return len(account_enforce_grace())
 
 
-# --- Usage reporting (billing/services/reports.py) -----------------------------------------
+# --- Usage reporting (billing/services/reports/) -----------------------------------------
 
 
 @shared_task(acks_late=True)
@@ -86,7 +86,7 @@ def apply_tier_switches() -> int:
     return sum(1 for switch in switches if switch.status == TierSwitch.Status.APPLIED)
 
 
-# --- Usage reconcile (billing/services/usage_audit.py) -------------------------------------
+# --- Usage reconcile (billing/services/usage_reconcile.py) ---------------------------------
 
 
 @shared_task(acks_late=True)

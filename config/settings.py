@@ -244,7 +244,7 @@ DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 # links the other way, which keeps dj-stripe's migrations free of a cycle through our apps.
 # Days a past-due account keeps its paid tier before it drops to the default tier.
 BILLING_GRACE_DAYS = env_int("BILLING_GRACE_DAYS", 7, minimum=0)
-# Usage reporting (billing/services/reports.py). A window is reported this long after it closes,
+# Usage reporting (billing/services/reports/). A window is reported this long after it closes,
 # which must exceed the rollup's lag (it runs every minute), so its rows are all in before it is
 # claimed.
 USAGE_REPORT_GRACE_SECONDS = env_int("USAGE_REPORT_GRACE_SECONDS", 300, minimum=60)

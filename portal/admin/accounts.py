@@ -16,7 +16,7 @@ from django.utils.http import urlencode
 from django.utils.text import Truncator
 
 from billing.models import MeterReport
-from billing.services.usage_audit import money_audit, money_audit_periods
+from billing.services.money_audit import money_audit, money_audit_periods
 from metering.models import QuotaCredit
 from metering.selectors import (
     PeriodUsage,

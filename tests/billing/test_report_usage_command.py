@@ -7,7 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from billing.services import reports as reporting
+from billing.services.reports import runs
 from tests.usage_reporting import stripe_total
 
 pytestmark = pytest.mark.django_db
@@ -52,7 +52,7 @@ def test_failures_are_listed_and_the_exit_status_says_so(
     assert ": failed: APIError: HTTP 500" in out.getvalue()
     assert "2 account(s): 1 report(s) sent (2 units), 1 failed, 0 stale." in out.getvalue()
 
-    monkeypatch.setattr(reporting, "usage_report_account", _crash)
+    monkeypatch.setattr(runs, "usage_report_account", _crash)
     with pytest.raises(CommandError, match="1 account\\(s\\) failed"):
         call_command("report_usage", stdout=StringIO())
 

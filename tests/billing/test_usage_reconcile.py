@@ -1,6 +1,6 @@
 """The daily usage reconcile: our report ledger against Stripe's meter event summaries. What
 Stripe lost is re-sent with its own identifier and counted once; whatever else differs is
-flagged with its amount and nothing is sent (billing/services/usage_audit.py; the Stripe
+flagged with its amount and nothing is sent (billing/services/usage_reconcile.py; the Stripe
 behaviours relied on are in docs/stripe.md)."""
 
 from datetime import timedelta
@@ -13,7 +13,7 @@ from stripe.billing import MeterEventSummaryService
 
 from billing.models import MeterReport, UsageDiscrepancy
 from billing.services.reports import usage_report_send
-from billing.services.usage_audit import UsageCheck, period_bill_cents, usage_reconcile
+from billing.services.usage_reconcile import UsageCheck, period_bill_cents, usage_reconcile
 from portal.models import AuditEntry
 from portal.periods import add_months
 from tests.usage_ledger import window_report

@@ -8,8 +8,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from billing.models import MeterReport
-from billing.services import reports as reporting
-from billing.services.reports import usage_report_run
+from billing.services.reports import sending, usage_report_run
 from tests.usage_reporting import reported_units, stripe_total
 
 pytestmark = pytest.mark.django_db
@@ -22,12 +21,12 @@ def test_a_crash_after_stripe_accepted_and_before_the_mark_is_repaired_by_the_ne
 ):
     account = subscribed_account()
     add_usage(account, timezone.now() - timedelta(hours=3), 17)
-    mark_sent = reporting._mark_sent
+    mark_sent = sending._mark_sent
 
     def crash(*args, **kwargs):
         raise RuntimeError("worker died before writing down that Stripe has it")
 
-    monkeypatch.setattr(reporting, "_mark_sent", crash)
+    monkeypatch.setattr(sending, "_mark_sent", crash)
     first = usage_report_run()
 
     report = MeterReport.objects.get(account=account)
@@ -35,7 +34,7 @@ def test_a_crash_after_stripe_accepted_and_before_the_mark_is_repaired_by_the_ne
     assert (report.status, report.attempts) == (MeterReport.Status.PENDING, 1)
     assert stripe_total(reporting_stripe, account) == 17  # Stripe has it already
 
-    monkeypatch.setattr(reporting, "_mark_sent", mark_sent)
+    monkeypatch.setattr(sending, "_mark_sent", mark_sent)
     usage_report_run()
 
     report.refresh_from_db()
@@ -51,7 +50,7 @@ def test_stripe_refusing_a_known_identifier_means_it_was_already_billed(
     re-send is "an event already exists with identifier ...", which is a success."""
     account = subscribed_account()
     add_usage(account, timezone.now() - timedelta(hours=3), 5)
-    monkeypatch.setattr(reporting, "_customer_slot", _slot_taken)
+    monkeypatch.setattr(sending, "_customer_slot", _slot_taken)
     usage_report_run()  # writes the report, but another run holds the customer's slot
     report = MeterReport.objects.get(account=account)
     monkeypatch.undo()

@@ -4,7 +4,7 @@ flag the rest (the daily job, run by hand)."""
 import stripe
 from django.core.management.base import BaseCommand, CommandError
 
-from billing.services.usage_audit import UsageCheck, usage_reconcile
+from billing.services.usage_reconcile import UsageCheck, usage_reconcile
 
 
 class Command(BaseCommand):
