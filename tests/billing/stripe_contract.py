@@ -70,25 +70,21 @@ from tests.billing.scenarios.scenario import (
     FINALIZATION_GRACE,
     HOURLY_RUN,
     PRO_TIER,
+    TEAM_TIER,
     Beat,
     Developer,
     InvoiceFigures,
+    PortalSide,
     ScenarioClock,
     customer_invoices,
     hour_floor,
+    period_invoice,
 )
 from tests.factories import AccountFactory, ApiKeyFactory, PaidTierFactory
 
 OPT_IN = "STRIPE_CONTRACT_TESTS"
 # A meter of its own, so a contract run never adds to a meter the account bills with.
 CONTRACT_METER_EVENT = "meterdesk_contract_units"
-# The emulator scenarios' Team tier (tests/billing/scenarios/conftest.py, ``money_tiers``).
-TEAM_TIER = {
-    "base_price_cents": 9900,
-    "included_units": 300,
-    "rate_limit_per_minute": 120,
-    "overage_unit_price_cents": Decimal("0.15"),
-}
 # Stripe works asynchronously here; these bound the waits (seconds).
 CLOCK_ADVANCE_TIMEOUT = 300
 USAGE_VISIBLE_TIMEOUT = 300
@@ -156,30 +152,6 @@ def meter_summary(
     return int(sum(Decimal(str(summary.aggregated_value)) for summary in summaries.data))
 
 
-def metered_segments(
-    invoice: InvoiceFigures, labels: dict[str, Tier]
-) -> list[tuple[str, int, int]]:
-    """(label, units, cents) of each stretch of the period a metered price billed, in the order
-    of the stretches. Lines of one price and one period are added up: a graduated price's tiers
-    may be listed as lines of their own."""
-    tier_of = {
-        tier.stripe_metered_price.id: label
-        for label, tier in labels.items()
-        if tier.stripe_metered_price is not None
-    }
-    # By where each stretch ends: the current price's line may span the whole period.
-    totals: dict[tuple[int, int, str], list[int]] = {}
-    for line in invoice.of(*labels.values()):
-        units_and_cents = totals.setdefault(
-            (line.period_end, line.period_start, line.price), [0, 0]
-        )
-        units_and_cents[0] += line.units
-        units_and_cents[1] += line.cents
-    return [
-        (tier_of[price], units, cents) for (_, _, price), (units, cents) in sorted(totals.items())
-    ]
-
-
 def signed_thin_notification(event: dict[str, Any], secret: str) -> tuple[str, str]:
     """The body Stripe posts to an event destination for ``event`` (the thin notification: the
     event without its ``data``) and its ``Stripe-Signature`` header, ``t=<unix>,v1=<HMAC-SHA256
@@ -197,6 +169,10 @@ def signed_thin_notification(event: dict[str, Any], secret: str) -> tuple[str, s
 class ContractTiers:
     pro: Tier
     team: Tier
+
+    @property
+    def free(self) -> Tier:
+        return tier_default()
 
 
 def contract_tiers() -> ContractTiers:
@@ -242,7 +218,7 @@ class ContractBeat(Beat):
 
 
 @dataclass
-class ContractScenario:
+class ContractScenario(PortalSide):
     """One developer's month (or two) on Stripe test mode, on a test clock of its own."""
 
     client: stripe.StripeClient
@@ -304,6 +280,14 @@ class ContractScenario:
         """Bring Stripe's test clock to the scenario's now."""
         advance_test_clock(self.client, self.test_clock_id, self.clock.now)
 
+    def early_moment(self, started: datetime, end: datetime, after: timedelta) -> datetime:
+        """The moment of a busy stretch ``after`` the start of the period [started, end) in a
+        scenario of two periods: two days before the period's end here, so that the next
+        period's first days fit Stripe's 35 days too (see the module's docstring)."""
+        moment = hour_floor(end) - timedelta(days=2)
+        assert moment > started
+        return moment
+
     def assert_stripe_takes(self, start: datetime, end: datetime) -> None:
         """Usage dated in [start, end) is within the window Stripe takes meter events in now."""
         real_now = datetime.now(UTC)
@@ -315,20 +299,6 @@ class ContractScenario:
 
     # --- The account as Stripe has it ---------------------------------------------------------
 
-    def refresh(self) -> Account:
-        self.account.refresh_from_db()
-        return self.account
-
-    @property
-    def free_tier(self) -> Tier:
-        return tier_default()
-
-    @property
-    def customer_id(self) -> str:
-        customer = self.refresh().stripe_customer
-        assert customer is not None
-        return customer.id
-
     def reconcile(self) -> None:
         """What the emulator run's webhooks do: the account and its invoices read back from
         Stripe (the operator's re-sync, the daily reconcile), on-commit work (emails) run."""
@@ -336,11 +306,6 @@ class ContractScenario:
         with self.capture(execute=True):
             subscriptions_reconcile(account_ids=[self.account.pk])
             invoices_reconcile(account_ids=[self.account.pk])
-
-    def period_end(self) -> datetime:
-        end = self.refresh().period_end
-        assert end is not None
-        return end
 
     # --- What the hosted pages would do -------------------------------------------------------
 
@@ -420,11 +385,28 @@ class ContractScenario:
         )
         return card.id
 
-    def pay(self, invoice_id: str) -> None:
+    def pay(self, invoice: Any) -> None:
         """The hosted invoice page's "Pay", with the customer's card."""
         self.sync()
-        paid = self.client.v1.invoices.pay(invoice_id)
+        paid = self.client.v1.invoices.pay(invoice.id)
         assert paid.status == "paid", paid.status
+
+    def cancel_now_with_invoice_now(self) -> None:
+        """As an operator does it (the Dashboard, or the API): cancel now with a final
+        invoice; the account reads it back."""
+        self.sync()
+        self.client.v1.subscriptions.cancel(
+            self.refresh().stripe_subscription_id, params={"invoice_now": True}
+        )
+        self.reconcile()
+
+    def renewal_declined(self, end: datetime) -> InvoiceFigures:
+        """The card now declines (Stripe's test card that attaches and then fails every
+        charge, ``pm_card_chargeCustomerFail``, "Testing: declined payments",
+        https://docs.stripe.com/testing#declined-payments): the renewal of the period ending at
+        ``end`` fails when Stripe finalizes it. Returns that invoice."""
+        self.use_card("pm_card_chargeCustomerFail")
+        return self.close_period(end, settles="failed")
 
     # --- The developer and the beat -----------------------------------------------------------
 
@@ -435,31 +417,6 @@ class ContractScenario:
         self.clock.to(hour + timedelta(hours=1) + HOURLY_RUN)
         self.beat.hourly_report()
         self.assert_reports_taken()
-
-    def assert_reports_taken(self) -> None:
-        """No report waits or failed: each one was taken by Stripe (sent), or refused after it
-        (rejected, by a meter error report)."""
-        waiting = MeterReport.objects.filter(account=self.account).exclude(
-            status__in=[MeterReport.Status.SENT, MeterReport.Status.REJECTED]
-        )
-        assert not waiting.exists(), list(waiting.values("identifier", "status", "last_error"))
-
-    def switch_to(self, tier: Tier) -> datetime:
-        """Press ``tier``'s button on the pricing page, as a subscribed developer switches plans;
-        the billing page announces the minute it takes effect. Returns that minute."""
-        response = self.browser.post("/billing/checkout/", {"tier": tier.slug}, follow=True)
-        announced = response.context["switch"]
-        assert announced is not None and announced.to_tier == tier, response.content
-        page = response.content.decode()
-        assert f"Switching to {tier.name} at {announced.effective_at:%H:%M} UTC" in page
-        return announced.effective_at
-
-    def switch_applied(self, effective_at: datetime, tier: Tier) -> None:
-        """The every-minute job moves the subscription on Stripe once the minute before the
-        switch is rolled up and reported."""
-        self.clock.to(effective_at + timedelta(minutes=3))
-        self.beat.apply_tier_switches()
-        assert self.refresh().tier == tier
 
     # --- Periods and invoices -----------------------------------------------------------------
 
@@ -479,19 +436,11 @@ class ContractScenario:
         self.wait_until_counted()
         self.clock.to(max(self.clock.now, end + FINALIZATION_GRACE + timedelta(minutes=1)))
         self.sync()
-        ends = int(end.timestamp())
         tiers = (self.tiers.pro, self.tiers.team)
-
-        def billing_the_period() -> InvoiceFigures | None:
-            for invoice in self.invoices():
-                if any(line.period_end == ends for line in invoice.of(*tiers)):
-                    return invoice
-            return None
-
         invoice = wait_for(
             f"the invoice of the period ending {end} {settles}",
             INVOICE_SETTLED_TIMEOUT,
-            billing_the_period,
+            lambda: period_invoice(self.invoices(), tiers, end),
             lambda invoice: invoice is not None and self._settled(invoice, settles),
         )
         assert invoice is not None
@@ -518,6 +467,17 @@ class ContractScenario:
 
     def invoices(self) -> list[InvoiceFigures]:
         return customer_invoices(self.client, self.customer_id)
+
+    def base_prorations(self, renewal: InvoiceFigures, renews: datetime) -> int:
+        """What the renewal at ``renews`` bills for the base prices besides the next period's:
+        Stripe's prorations of the bases for a tier switch ("Prorations",
+        https://docs.stripe.com/billing/subscriptions/prorations)."""
+        tiers = (self.tiers.pro, self.tiers.team)
+        return sum(
+            line.cents
+            for line in renewal.of(*tiers, metered=False)
+            if line.period_start != int(renews.timestamp())
+        )
 
     # --- The meter ----------------------------------------------------------------------------
 
@@ -552,13 +512,22 @@ class ContractScenario:
         if sent:
             self.wait_for_meter_total(sum(report.units for report in sent))
 
+    def receive_meter_errors(self) -> None:
+        """Nothing to set up: ``deliver_meter_error`` posts to a destination of its own."""
+
+    def check_deleted_customers_meter(self, customer_id: str, units: int) -> None:
+        """Not read back on Stripe: the meter event summary of a deleted customer is not
+        documented; the first renewal shows its units."""
+
     def deliver_meter_error(self, identifier: str) -> None:
         """Stripe's meter error report naming the event ``identifier``, as the portal's event
         destination would receive it. Stripe cannot deliver to this machine, so the event is
         found among the account's v2 events (List all Event objects, which go "back up to 30
         days", https://docs.stripe.com/api/v2/core/events/list) and its thin notification is
         posted to ``/stripe/events/`` signed with the secret of a destination known only here;
-        the portal fetches the event from Stripe and applies it."""
+        the portal fetches the event from Stripe and applies it. Until then Stripe has taken the
+        report (sent)."""
+        assert MeterReport.objects.get(identifier=identifier).status == MeterReport.Status.SENT
         meter_id = self.tiers.pro.stripe_meter_id
         assert meter_id
         event = wait_for(

@@ -2,9 +2,11 @@
 developer with a key, a browser session and the beat's jobs (tests/billing/conftest.py provides
 the emulator, ``stripe_api``, and the webhook relay, ``webhooks``)."""
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from typing import Any, Literal
 
 import pytest
 import requests
@@ -13,6 +15,7 @@ from django.test import Client
 from billing.models import Tier
 from billing.selectors import tier_default
 from billing.services.catalog import tiers_sync_to_stripe
+from billing.services.webhook_endpoint import event_destination_ensure
 from billing.stripe_api import stripe_client
 from devtools.stripe_emulator import Emulator
 from portal.models import Account
@@ -21,12 +24,15 @@ from tests.billing.scenarios.scenario import (
     FINALIZATION_GRACE,
     HOURLY_RUN,
     PRO_TIER,
+    TEAM_TIER,
     Beat,
     Developer,
     InvoiceFigures,
+    PortalSide,
     ScenarioClock,
     customer_invoices,
     hour_floor,
+    period_invoice,
 )
 from tests.factories import AccountFactory, ApiKeyFactory, PaidTierFactory
 
@@ -40,17 +46,9 @@ class MoneyTiers:
 
 @pytest.fixture
 def money_tiers(stripe_api, db) -> MoneyTiers:
-    """Pro (``PRO_TIER``) and a Team tier of the same kind, pushed to the emulator."""
+    """Pro (``PRO_TIER``) and Team (``TEAM_TIER``), pushed to the emulator."""
     pro = PaidTierFactory(slug="pro", name="Pro", sort_order=10, **PRO_TIER)
-    team = PaidTierFactory(
-        slug="team",
-        name="Team",
-        base_price_cents=9900,
-        included_units=300,
-        rate_limit_per_minute=120,
-        overage_unit_price_cents=Decimal("0.15"),
-        sort_order=20,
-    )
+    team = PaidTierFactory(slug="team", name="Team", sort_order=20, **TEAM_TIER)
     tiers_sync_to_stripe()
     free = tier_default()
     for tier in (free, pro, team):
@@ -77,7 +75,7 @@ def scenario_clock(stripe_api, monkeypatch, settings):
 
 
 @dataclass
-class Scenario:
+class Scenario(PortalSide):
     """One developer's month (or two) on the portal, and what it takes to run it."""
 
     clock: ScenarioClock
@@ -87,14 +85,30 @@ class Scenario:
     api: Developer
     beat: Beat
     webhooks: WebhookRelay
+    capture: Callable[..., AbstractContextManager[Any]]
 
     @property
     def emulator(self) -> Emulator:
         return self.webhooks.emulator
 
-    def refresh(self) -> Account:
-        self.account.refresh_from_db()
-        return self.account
+    # The methods below are the emulator's side of what ``ContractScenario``
+    # (tests/billing/stripe_contract.py) does against Stripe; the stories
+    # (tests/billing/scenarios/stories.py) run on either.
+
+    def sync(self) -> None:
+        """Nothing to do: the emulator's clock moves with the scenario's."""
+
+    def reconcile(self) -> None:
+        """What Stripe has told the portal reaches it: the webhooks queued so far."""
+        self.webhooks.deliver()
+
+    def early_moment(self, started: datetime, end: datetime, after: timedelta) -> datetime:
+        """The moment of a busy stretch ``after`` the hour the period [started, end) began."""
+        return hour_floor(started) + after
+
+    def receive_meter_errors(self) -> None:
+        """The portal's event destination, through which Stripe's meter error reports arrive."""
+        event_destination_ensure()
 
     def upgrade(self, tier: Tier) -> datetime:
         """Checkout for ``tier``, paid, its webhooks delivered. Returns when the subscription
@@ -121,45 +135,93 @@ class Scenario:
         assert done.status_code == 303, done.text
         self.webhooks.deliver()
 
-    def switch_to(self, tier: Tier) -> datetime:
-        """Press ``tier``'s button on the pricing page, as a subscribed developer switches
-        plans: the switch takes effect at the next whole minute, which the billing page
-        announces. Returns that minute."""
-        response = self.browser.post("/billing/checkout/", {"tier": tier.slug}, follow=True)
-        announced = response.context["switch"]
-        assert announced is not None and announced.to_tier == tier, response.content
-        assert f"Switching to {tier.name} at {announced.effective_at:%H:%M} UTC" in (
-            response.content.decode()
-        )
-        return announced.effective_at
-
-    def switch_applied(self, effective_at: datetime, tier: Tier) -> None:
-        """The every-minute job moves the subscription once the minute before the switch is
-        rolled up (its grace) and reported; its webhooks are delivered."""
-        self.clock.to(effective_at + timedelta(minutes=3))
-        self.beat.apply_tier_switches()
-        assert self.refresh().tier == tier
-
     def report_the_hour_of(self, moment: datetime) -> None:
         """The hourly report run that follows the hour of ``moment``."""
         self.clock.to(hour_floor(moment) + timedelta(hours=1) + HOURLY_RUN)
         self.beat.hourly_report()
 
-    def period_end(self) -> datetime:
-        end = self.refresh().period_end
-        assert end is not None
-        return end
-
-    def close_period(self, end: datetime) -> None:
+    def close_period(
+        self, end: datetime, *, settles: Literal["paid", "finalized", "failed"] = "paid"
+    ) -> InvoiceFigures:
         """The period ending at ``end`` closes as it does in production: Stripe drafts the
         invoice at the end, the period-close job reports the final window minutes later,
-        Stripe finalizes and charges the invoice an hour after the end."""
+        Stripe finalizes and charges the invoice an hour after the end. Returns that invoice
+        (the emulator settles it at once; ``settles`` is for Stripe's waits)."""
         # The period-close job runs every five minutes, once the report's grace has passed.
         self.clock.to(end + timedelta(minutes=6))
         self.webhooks.deliver()
         self.beat.period_close_report()
-        self.clock.to(end + FINALIZATION_GRACE + timedelta(minutes=1))
+        return self.invoice_settled(end)
+
+    def invoice_settled(self, end: datetime) -> InvoiceFigures:
+        """The finalization grace hour passes; the invoice billing the period ending at ``end``,
+        its webhooks delivered."""
+        self.clock.to(max(self.clock.now, end + FINALIZATION_GRACE + timedelta(minutes=1)))
         self.webhooks.deliver()
+        invoice = period_invoice(self.invoices(), (self.tiers.pro, self.tiers.team), end)
+        assert invoice is not None
+        return invoice
+
+    def invoices_settled(self, count: int) -> list[InvoiceFigures]:
+        """The customer's ``count`` invoices (the emulator finalizes on time, no waiting)."""
+        invoices = self.invoices()
+        assert len(invoices) == count, invoices
+        return invoices
+
+    def renewal_declined(self, end: datetime) -> InvoiceFigures:
+        """The card now declines: the renewal of the period ending at ``end`` fails when the
+        emulator finalizes it (its emails sent). Returns that invoice."""
+        self.emulator.set_card_declines(self.customer_id, True)
+        with self.capture(execute=True):
+            return self.close_period(end)
+
+    def pay(self, invoice: Any) -> None:
+        """ "Pay" on the hosted invoice page of ``invoice`` (as the billing page lists it)."""
+        paid = requests.post(invoice.hosted_invoice_url + "/pay", allow_redirects=False, timeout=5)
+        assert paid.status_code == 303, paid.text
+
+    def cancel_now_with_invoice_now(self) -> None:
+        """As an operator does it (the Dashboard, or the API): cancel now with a final
+        invoice; its webhooks delivered."""
+        stripe_client().v1.subscriptions.cancel(
+            self.refresh().stripe_subscription_id, params={"invoice_now": True}
+        )
+        self.webhooks.deliver()
+
+    def delete_in_the_dashboard(self) -> None:
+        """What deleting the customer in the Dashboard does on Stripe: its subscription is
+        cancelled at once, then the customer is gone. The emulator's customer delete does not
+        cancel the subscription itself, so the cancel is spelled out first, with Stripe's
+        defaults (no final invoice, Cancel a subscription,
+        https://docs.stripe.com/api/subscriptions/cancel; the docs do not say whether a deletion
+        makes one, and here it would bill nothing: no usage of the cancelled period reached
+        Stripe before the deletion). Its webhooks delivered."""
+        customer_id = self.customer_id
+        client = stripe_client()
+        client.v1.subscriptions.cancel(self.refresh().stripe_subscription_id)
+        client.v1.customers.delete(customer_id)
+        self.webhooks.deliver()
+
+    def deliver_meter_error(self, identifier: str) -> None:
+        """The emulator's meter error report (a thin event) went out with the report's run and
+        was delivered then; whatever else is queued goes now."""
+        self.webhooks.deliver()
+
+    def check_deleted_customers_meter(self, customer_id: str, units: int) -> None:
+        """The deleted customer's meter still holds what it was billed for, and no more."""
+        assert self.emulator.meter_event_total(customer_id, self.tiers.pro.stripe_meter_id) == units
+
+    def base_prorations(self, renewal: InvoiceFigures, renews: datetime) -> int:
+        """Licensed prices are not prorated by the emulator (its README)."""
+        return 0
+
+    def wait_until_counted(self) -> None:
+        """Nothing to wait for: the emulator counts meter events as it takes them."""
+
+    def wait_for_meter_total(
+        self, units: int, start: datetime | None = None, end: datetime | None = None
+    ) -> None:
+        assert self.meter_total(start, end) == units
 
     def invoices(self) -> list[InvoiceFigures]:
         customer = self.refresh().stripe_customer
@@ -193,4 +255,5 @@ def scenario(scenario_clock, money_tiers, webhooks, django_capture_on_commit_cal
         api=Developer(client=Client(), key=key.plaintext, segment="free"),
         beat=Beat(django_capture_on_commit_callbacks, webhooks.deliver),
         webhooks=webhooks,
+        capture=django_capture_on_commit_callbacks,
     )

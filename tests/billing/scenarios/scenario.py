@@ -27,11 +27,12 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from billing.models import Tier
+from billing.models import MeterReport, Tier
 from billing.tasks import apply_tier_switches, report_usage, report_usage_closed_periods
 from metering.limiter import set_limiter
 from metering.limiter.local import LocalLimiter
 from metering.tasks import rollup_usage
+from portal.models import Account
 
 # What one successful call costs, as the API reference lists it (portal/api/endpoints/).
 LOOKUP_UNITS = 1
@@ -44,6 +45,13 @@ PRO_TIER = {
     "included_units": 100,
     "rate_limit_per_minute": 60,
     "overage_unit_price_cents": Decimal("0.35"),
+}
+# The Team tier of the scenarios (and of the contract): the switch scenario's other plan.
+TEAM_TIER = {
+    "base_price_cents": 9900,
+    "included_units": 300,
+    "rate_limit_per_minute": 120,
+    "overage_unit_price_cents": Decimal("0.15"),
 }
 # The beat's hourly report runs this long after the hour (USAGE_REPORT_GRACE_SECONDS + 1 min).
 HOURLY_RUN = timedelta(minutes=6)
@@ -289,14 +297,93 @@ def customer_invoices(client: Any, customer_id: str) -> list[InvoiceFigures]:
     return [invoice_figures(client, invoice.id) for invoice in found]
 
 
-def period_invoice(invoices: list[InvoiceFigures], tier: Tier, ends: datetime) -> InvoiceFigures:
-    """The one invoice whose metered lines of ``tier`` bill the period ending at ``ends`` (an
-    invoice's own period fields are not its service period: "Use the line item period to get
-    the service period for each price", The Invoice object, https://docs.stripe.com/api/invoices/object)."""
+def period_invoice(
+    invoices: list[InvoiceFigures], tiers: tuple[Tier, ...], ends: datetime
+) -> InvoiceFigures | None:
+    """The invoice whose metered lines of ``tiers`` bill the period ending at ``ends``, if one
+    does yet (an invoice's own period fields are not its service period: "Use the line item
+    period to get the service period for each price", The Invoice object,
+    https://docs.stripe.com/api/invoices/object)."""
     matching = [
         invoice
         for invoice in invoices
-        if any(line.period_end == int(ends.timestamp()) for line in invoice.of(tier))
+        if any(line.period_end == int(ends.timestamp()) for line in invoice.of(*tiers))
     ]
-    assert len(matching) == 1, [(i.id, i.billing_reason, i.lines) for i in invoices]
-    return matching[0]
+    assert len(matching) <= 1, [(i.id, i.billing_reason, i.lines) for i in invoices]
+    return matching[0] if matching else None
+
+
+def metered_segments(
+    invoice: InvoiceFigures, labels: dict[str, Tier]
+) -> list[tuple[str, int, int]]:
+    """(label, units, cents) of each stretch of the period a metered price billed, in the order
+    of the stretches. Lines of one price and one period are added up: a graduated price's tiers
+    may be listed as lines of their own."""
+    tier_of = {
+        tier.stripe_metered_price.id: label
+        for label, tier in labels.items()
+        if tier.stripe_metered_price is not None
+    }
+    # By where each stretch ends: the current price's line may span the whole period.
+    totals: dict[tuple[int, int, str], list[int]] = {}
+    for line in invoice.of(*labels.values()):
+        units_and_cents = totals.setdefault(
+            (line.period_end, line.period_start, line.price), [0, 0]
+        )
+        units_and_cents[0] += line.units
+        units_and_cents[1] += line.cents
+    return [
+        (tier_of[price], units, cents) for (_, _, price), (units, cents) in sorted(totals.items())
+    ]
+
+
+class PortalSide:
+    """What both drivers of the stories (``Scenario`` against the emulator, ``ContractScenario``
+    against Stripe) do the same way, on the portal's side: the account, its plan switches."""
+
+    account: Account
+    browser: Client
+    clock: ScenarioClock
+    beat: Beat
+
+    def refresh(self) -> Account:
+        self.account.refresh_from_db()
+        return self.account
+
+    @property
+    def customer_id(self) -> str:
+        customer = self.refresh().stripe_customer
+        assert customer is not None
+        return customer.id
+
+    def period_end(self) -> datetime:
+        end = self.refresh().period_end
+        assert end is not None
+        return end
+
+    def switch_to(self, tier: Tier) -> datetime:
+        """Press ``tier``'s button on the pricing page, as a subscribed developer switches
+        plans: the switch takes effect at the next whole minute, which the billing page
+        announces. Returns that minute."""
+        response = self.browser.post("/billing/checkout/", {"tier": tier.slug}, follow=True)
+        announced = response.context["switch"]
+        assert announced is not None and announced.to_tier == tier, response.content
+        assert f"Switching to {tier.name} at {announced.effective_at:%H:%M} UTC" in (
+            response.content.decode()
+        )
+        return announced.effective_at
+
+    def switch_applied(self, effective_at: datetime, tier: Tier) -> None:
+        """The every-minute job moves the subscription once the minute before the switch is
+        rolled up (its grace) and reported."""
+        self.clock.to(effective_at + timedelta(minutes=3))
+        self.beat.apply_tier_switches()
+        assert self.refresh().tier == tier
+
+    def assert_reports_taken(self) -> None:
+        """No report of the account waits or failed: each one was taken by Stripe (sent), or
+        refused after it (rejected, by a meter error report)."""
+        waiting = MeterReport.objects.filter(account=self.account).exclude(
+            status__in=[MeterReport.Status.SENT, MeterReport.Status.REJECTED]
+        )
+        assert not waiting.exists(), list(waiting.values("identifier", "status", "last_error"))
