@@ -34,6 +34,10 @@ def free_port() -> int:
 class RedisServer:
     url: str
     pid: int
+    # The command line and the directory it keeps its files in: a bench that kills the server
+    # starts the same command again to restart it on the same port and files.
+    argv: tuple[str, ...] = ()
+    folder: str = ""
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -49,6 +53,14 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / ticks
 
 
+def rss_kib(pid: int) -> int:
+    """Resident memory of a process, in KiB (``VmRSS`` of /proc/<pid>/status, Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise ValueError(f"no VmRSS for process {pid}")
+
+
 def children_of(pid: int) -> list[int]:
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -61,38 +73,47 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
+def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 10) -> None:
+    """Until something accepts connections on ``port`` (a server ``process`` just started)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise SystemExit(f"{process.args!r} did not start") from None
+            time.sleep(0.05)
+
+
 @contextlib.contextmanager
-def private_redis() -> Iterator[RedisServer]:
-    """A redis-server of the bench's own (no persistence), so INFO commandstats counts only
-    what the bench sent and its CPU time is the bench's alone."""
+def private_redis(appendfsync: str | None = None) -> Iterator[RedisServer]:
+    """A redis-server of the bench's own, so INFO commandstats counts only what the bench sent
+    and its CPU time is the bench's alone. No persistence by default; ``appendfsync``
+    ("always", "everysec" or "no") turns the AOF on with that fsync policy."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise SystemExit("redis-server is not installed (apt-get install redis-server)")
     port = free_port()
     folder = tempfile.mkdtemp(prefix="mdk-bench-redis-")
-    server = subprocess.Popen(
-        [
-            binary,
-            "--port", str(port),
-            "--bind", "127.0.0.1",
-            "--save", "",
-            "--appendonly", "no",
-            "--dir", folder,
-            "--maxmemory-policy", "noeviction",
-        ],
-        stdout=subprocess.DEVNULL,
+    persistence = ["--appendonly", "no"]
+    if appendfsync is not None:
+        persistence = ["--appendonly", "yes", "--appendfsync", appendfsync]
+    argv = (
+        binary,
+        "--port", str(port),
+        "--bind", "127.0.0.1",
+        "--save", "",
+        *persistence,
+        "--dir", folder,
+        "--maxmemory-policy", "noeviction",
     )  # fmt: skip
+    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("redis-server did not start") from None
-                time.sleep(0.05)
-        yield RedisServer(url=f"redis://127.0.0.1:{port}/0", pid=server.pid)
+        wait_for_port(port, server)
+        yield RedisServer(
+            url=f"redis://127.0.0.1:{port}/0", pid=server.pid, argv=argv, folder=folder
+        )
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -101,20 +122,24 @@ def private_redis() -> Iterator[RedisServer]:
 
 @dataclass
 class BenchServer:
-    """gunicorn serving the project with a bench settings module on a scratch SQLite file."""
+    """gunicorn serving the project with a bench settings module on a scratch SQLite file, or
+    on ``database_url`` (another server's database, or a scratch PostgreSQL database)."""
 
     settings_module: str
     workers: int = 4
     threads: int = 4
     extra_env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
+    database_url: str = ""
 
     def __post_init__(self):
         self.scratch = Path(tempfile.mkdtemp(prefix="mdk-bench-"))
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.scratch / 'bench.sqlite3'}"
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": self.settings_module,
-            "DATABASE_URL": f"sqlite:///{self.scratch / 'bench.sqlite3'}",
+            "DATABASE_URL": self.database_url,
             "VAR_DIR": str(self.scratch),
             "PYTHONPATH": str(ROOT),
             "LOG_LEVEL": "WARNING",
@@ -178,6 +203,10 @@ class BenchServer:
         """The gunicorn master and its workers."""
         assert self.process is not None
         return [self.process.pid, *children_of(self.process.pid)]
+
+    def worker_pids(self) -> list[int]:
+        assert self.process is not None
+        return sorted(children_of(self.process.pid))
 
     def errors(self) -> str:
         """The server log's lines at ERROR or worse (a 503, a traceback), for the report."""

@@ -17,6 +17,10 @@ A period's minutes are those from the minute its start falls in up to (excluding
 end falls in: usage in the first seconds of an account's very first period (signup) belongs to
 that period, and every minute to exactly one period. The quota counter counts by the exact
 instant instead; the two differ by at most the part of one minute around a period's boundary.
+
+The same rule seeds a quota counter Redis lost (``quota_seed_units``), and one read here is
+about the limiter's Redis itself: whether its configuration keeps that usage
+(``metering_redis_safety``).
 """
 
 import operator
@@ -30,10 +34,13 @@ from typing import Any, NamedTuple, TypeVar
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
+from redis.exceptions import RedisClusterException, RedisError
 
 from metering.limiter import get_limiter
 from metering.limiter.base import LimiterUnavailable, UsageCount
+from metering.limiter.redis import RedisLimiter
 from metering.models import QuotaCredit, UsageRollup
+from metering.redis_safety import RedisSafety, redis_safety_inspect, redis_safety_unreachable
 from portal.models import Account, ApiKey
 
 
@@ -63,11 +70,18 @@ def _live_usage(
 ) -> tuple[dict[int, list[UsageCount]], bool]:
     """The limiter's counters for minutes in [start, end), and whether the limiter answered."""
     try:
-        live = get_limiter().live_usage(account_id)
+        return _live_usage_or_raise(account_id, start, end), True
     except LimiterUnavailable:
         return {}, False
+
+
+def _live_usage_or_raise(
+    account_id: int, start: datetime, end: datetime
+) -> dict[int, list[UsageCount]]:
+    """The limiter's counters for minutes in [start, end); raises ``LimiterUnavailable``."""
+    live = get_limiter().live_usage(account_id)
     first, last = start.timestamp(), end.timestamp()
-    return {minute: counts for minute, counts in live.items() if first <= minute < last}, True
+    return {minute: counts for minute, counts in live.items() if first <= minute < last}
 
 
 def _overlap_markers(minutes: list[int]) -> dict[str, Count]:
@@ -87,6 +101,30 @@ def period_units(
     """
     start, end = period_minutes(period_start, period_end or datetime.max.replace(tzinfo=UTC))
     live, _ = _live_usage(account_id, start, end)
+    return _units_once(account_id, start, end, live)
+
+
+def quota_seed_units(*, account_id: int, period_start: datetime, period_end: datetime) -> int:
+    """What a missing quota counter starts from: the period's rollups plus every minute Redis
+    still holds and the rollup has not applied, each minute counted once (the rule at the top
+    of this module: counters read first, then rollups and their minutes in one statement).
+
+    Redis may have lost the counter but kept usage hashes (an eviction, a restart from a
+    snapshot): those minutes are in no rollup yet and count here. Unlike ``period_units`` this
+    raises ``LimiterUnavailable`` when the counters cannot be read, so the request fails by
+    METERING_FAIL_MODE and the next one seeds again: a seed from the rollups alone would stay
+    in Redis for the rest of the period and hand out the unrolled minutes a second time.
+    """
+    start, end = period_minutes(period_start, period_end)
+    live = _live_usage_or_raise(account_id, start, end)
+    return _units_once(account_id, start, end, live)
+
+
+def _units_once(
+    account_id: int, start: datetime, end: datetime, live: dict[int, list[UsageCount]]
+) -> int:
+    """Rollups of [start, end) plus the ``live`` minutes they do not hold yet, read in one
+    statement after ``live`` was read."""
     totals = UsageRollup.objects.filter(
         account_id=account_id, minute__gte=start, minute__lt=end
     ).aggregate(units=Sum("units"), **_overlap_markers(list(live)))
@@ -95,6 +133,23 @@ def period_units(
         if not totals[f"applied_{minute}"]:
             units += sum(count.units for count in counts)
     return units
+
+
+def metering_redis_safety() -> RedisSafety | None:
+    """Whether the limiter's Redis is configured to keep billing data (persistence, eviction
+    policy, cluster slots); None when the limiter is in-process (the embedded mode).
+
+    Read through the limiter's own batch client, so it asks the server (or every primary of
+    the cluster) the API uses, with the rollup's timeout."""
+    limiter = get_limiter()
+    if not isinstance(limiter, RedisLimiter):
+        return None
+    try:
+        # Made on first use: a cluster client connects as it is made.
+        client = limiter.batch_client
+    except (RedisError, RedisClusterException) as exc:
+        return redis_safety_unreachable(exc)
+    return redis_safety_inspect(client)
 
 
 def period_credit_units(*, account_id: int, period_start: datetime) -> int:

@@ -48,6 +48,45 @@ def redis_url() -> str:
     return url
 
 
+def _topology_url(service: str, variable: str, example: str) -> str:
+    """A Redis Cluster or Sentinel URL from ``variable``, checked to have a node that answers."""
+    from metering.limiter.topology import redis_target
+
+    url = os.environ.get(variable, "")
+    if not url:
+        not_configured(
+            service,
+            f"{variable} is not set (e.g. {variable}={example}; "
+            ".ci/redis-topologies.sh start runs one on loopback)",
+        )
+    errors = []
+    for host, port in redis_target(url).nodes:
+        try:
+            socket.create_connection((host, port), 1).close()
+        except OSError as exc:
+            errors.append(f"{host}:{port}: {exc}")
+            continue
+        return url
+    missing(f"no node {variable} names answers ({'; '.join(errors)})")
+    return url
+
+
+def redis_cluster_url() -> str:
+    """The Redis Cluster the topology tests may kill nodes of (``REDIS_CLUSTER_URL``)."""
+    return _topology_url(
+        "redis-cluster", "REDIS_CLUSTER_URL", "redis-cluster://127.0.0.1:7000,127.0.0.1:7001"
+    )
+
+
+def redis_sentinel_url() -> str:
+    """The Sentinel setup the topology tests may fail over (``REDIS_SENTINEL_URL``)."""
+    return _topology_url(
+        "redis-sentinel",
+        "REDIS_SENTINEL_URL",
+        "redis-sentinel://127.0.0.1:27100,127.0.0.1:27101,127.0.0.1:27102/mdk",
+    )
+
+
 def chromium_path() -> str:
     if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
         missing(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
@@ -64,3 +103,13 @@ def postgres_required() -> None:
 
     if connection.vendor != "postgresql":
         not_configured("postgres", "needs PostgreSQL (DATABASE_URL); the embedded pass uses SQLite")
+
+
+def redis_server_binary() -> str:
+    """redis-server, for tests that start (and kill) Redis processes of their own; skipped on a
+    laptop without it, a failure in a run that promised Redis."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        not_configured("redis", "redis-server is not installed (apt-get install redis-server)")
+    assert binary is not None
+    return binary

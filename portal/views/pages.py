@@ -10,6 +10,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from billing.selectors import tier_list_public
+from metering.selectors import metering_redis_safety
 from portal.principal import AuthenticatedHttpRequest
 from portal.services import account_ensure
 
@@ -33,11 +34,23 @@ def rate_limited(request: HttpRequest, exception: Exception | None = None) -> Ht
     return response
 
 
+# What a check may say and still be served: the metering Redis answers, but its configuration
+# risks billing data ("unsafe") or could not be read ("unknown"). Taking every node out of the
+# load balancer for that would turn a risk into an outage.
+_SERVING = {"ok", "unsafe", "unknown"}
+
+
 @require_GET
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Liveness and readiness in one: 200 when every configured backend answers, else 503."""
+    """Liveness and readiness in one: 200 when every configured backend answers, else 503.
+
+    ``checks.metering_redis`` also says whether the limiter's Redis keeps billing data; when it
+    does not, ``findings.metering_redis`` lists the short codes (``no-persistence``,
+    ``eviction-policy``, ``slots-uncovered``...; ``metering.redis_safety``), and it stays 200.
+    """
     checks: dict[str, str] = {}
+    body: dict[str, object] = {"checks": checks}
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -46,12 +59,18 @@ def healthz(request: HttpRequest) -> JsonResponse:
         checks["database"] = f"error: {exc.__class__.__name__}"
     if settings.REDIS_URL:
         checks["redis"] = _redis_status(settings.REDIS_URL)
-    if settings.METERING_REDIS_URL and settings.METERING_REDIS_URL != settings.REDIS_URL:
-        # The usage counters may live in a Redis of their own (see METERING_REDIS_URL).
-        checks["metering_redis"] = _redis_status(settings.METERING_REDIS_URL)
-    healthy = all(value == "ok" for value in checks.values())
+    # Asked through the limiter's own client: the server (or every cluster primary) the API
+    # counts in, whether or not it is REDIS_URL's.
+    safety = metering_redis_safety() if settings.METERING_REDIS_URL else None
+    if safety is not None:
+        checks["metering_redis"] = (
+            f"error: {safety.error.partition(':')[0]}" if safety.error else safety.status
+        )
+        if safety.codes:
+            body["findings"] = {"metering_redis": safety.codes}
+    healthy = all(value in _SERVING for value in checks.values())
     return JsonResponse(
-        {"status": "ok" if healthy else "error", "checks": checks}, status=200 if healthy else 503
+        {"status": "ok" if healthy else "error", **body}, status=200 if healthy else 503
     )
 
 

@@ -1,9 +1,11 @@
-"""When Redis does not answer: METERING_FAIL_MODE decides, within METERING_REDIS_TIMEOUT_MS.
+"""When Redis does not answer: METERING_FAIL_MODE decides, within METERING_REDIS_TIMEOUT_MS
+per attempt.
 
 Two ways Redis fails: a closed port (refused at once) and a blackholed one (the connection is
 accepted, nothing ever answers — the slow failure a timeout exists for). The bound asserted on
-the time is loose on purpose (it proves one attempt bounded by the 50 ms timeout rather than
-redis-py's default of retries with no timeout); the connection count proves no retry.
+the time is loose on purpose (it proves three attempts bounded by the 50 ms timeout — the call,
+its one retry and the void, see metering/limiter/redis.py — rather than redis-py's default of
+retries with no timeout); the connection count proves there are no more.
 """
 
 import logging
@@ -130,7 +132,7 @@ def any_policy() -> Policy:
     )
 
 
-def test_a_blackholed_redis_is_given_up_on_after_one_timeout(blackholed_redis):
+def test_a_blackholed_redis_is_given_up_on_after_one_retry_and_a_void(blackholed_redis):
     limiter = get_limiter()
     policy = any_policy()
 
@@ -139,8 +141,8 @@ def test_a_blackholed_redis_is_given_up_on_after_one_timeout(blackholed_redis):
         limiter.hit(account_id=1, key_id=1, endpoint="x", cost=1, policy=policy)
     elapsed = time.perf_counter() - started
 
-    assert 0.045 <= elapsed < 0.5
-    assert len(blackholed_redis.connections) == 1
+    assert 3 * 0.045 <= elapsed < 1.0
+    assert len(blackholed_redis.connections) == 3
 
 
 def test_a_closed_port_is_reported_at_once(closed_redis):

@@ -6,11 +6,19 @@
 -- KEYS[3] usage hash of this minute: u:<key>:<endpoint> units, r:<key>:<endpoint> requests
 -- KEYS[4] set of minutes with live usage hashes (what the rollup drains)
 -- KEYS[5] the account's published cache version (absent = no change in the last minutes)
+-- KEYS[6] the request tokens of this minute: token -> the reply that admitted it, or 'void'
 -- ARGV: cost, interval_us, burst, quota_limit (-1 = none), seed (-1 = none), quota_ttl_s,
 --       units field, requests field, minute, now_us (-1 = the server's clock),
---       the caller's cache version (-1 = do not check)
+--       the caller's cache version (-1 = do not check), this request's token
 -- Returns {outcome, rate_remaining, rate_reset_us, retry_after_us, quota_used, now_us}
--- outcome: 0 admitted, 1 rate limited, 2 quota exceeded, 3 needs seed, 4 clock skew, 5 stale
+-- outcome: 0 admitted, 1 rate limited, 2 quota exceeded, 3 needs seed, 4 clock skew, 5 stale,
+--          6 voided (the caller gave up on this request and said so)
+--
+-- The caller sends the same request again, with the same token, when the first reply did not
+-- come in time: the first may have run (or may still run: it can sit in the server's input
+-- buffer). Whichever runs first decides and, when it admits, records its reply under the
+-- token; any other finds it and returns it without counting again. Refusals count nothing, so
+-- they are not recorded: a repeat decides afresh.
 local cost = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])
 local burst_span = tonumber(ARGV[3]) * interval
@@ -28,6 +36,16 @@ if now < 0 then
   if offset < -90000000 or offset > 90000000 then
     return {4, 0, 0, 0, 0, now}
   end
+end
+
+-- The skew check above refuses any request running more than 90 s after its minute began, so
+-- a token kept until 150 s after that outlives every copy of its request (60 s to spare).
+local replay = redis.call('HGET', KEYS[6], ARGV[12])
+if replay then
+  if replay == 'void' then return {6, 0, 0, 0, 0, now} end
+  local reply = {0}
+  for figure in string.gmatch(replay, '[^:]+') do reply[#reply + 1] = tonumber(figure) end
+  return reply
 end
 
 -- A principal read before the account's last change (published by the process that made it)
@@ -69,4 +87,9 @@ end
 redis.call('HINCRBY', KEYS[3], ARGV[7], cost)
 redis.call('HINCRBY', KEYS[3], ARGV[8], 1)
 redis.call('SADD', KEYS[4], minute)
-return {0, math.floor((now + burst_span - new_tat) / interval), new_tat - now, 0, used, now}
+local remaining = math.floor((now + burst_span - new_tat) / interval)
+-- '%d', not tostring: Lua 5.1 prints numbers with 14 significant digits, and now_us has 16.
+redis.call('HSET', KEYS[6], ARGV[12],
+  string.format('%d:%d:0:%d:%d', remaining, new_tat - now, used, now))
+redis.call('EXPIREAT', KEYS[6], minute + 150)
+return {0, remaining, new_tat - now, 0, used, now}
