@@ -42,9 +42,11 @@ lock-check: $(STAMP)
 		&& $(RESOLVE) -o "$$copy" \
 		&& { diff -u $(LOCK) "$$copy" || { echo "$(LOCK) is stale: run make lock" >&2; exit 1; }; }
 
+# DEBUG stays off unless set (DEBUG=true make run: tracebacks in the browser, for this machine
+# only); static files are served by WhiteNoise either way (WHITENOISE_USE_FINDERS).
 run: $(STAMP)
 	@mkdir -p var/mail
-	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
+	$(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

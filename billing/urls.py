@@ -12,3 +12,17 @@ urlpatterns = [
     # Thin events (API v2) from our Stripe event destination; v1 events go to dj-stripe's view.
     path("stripe/events/", webhooks.stripe_thin_event, name="stripe-thin-events"),
 ]
+
+# v1 events: dj-stripe's webhook URL and name (``djstripe:djstripe_webhook_by_uuid``, which
+# dj-stripe reverses itself), served by our view, which checks a delivery before handing it
+# to dj-stripe's; config/urls.py includes these instead of ``djstripe.urls``.
+djstripe_urlpatterns = (
+    [
+        path(
+            "webhook/<uuid:uuid>/",
+            webhooks.stripe_webhook,
+            name="djstripe_webhook_by_uuid",
+        ),
+    ],
+    "djstripe",
+)

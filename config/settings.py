@@ -8,9 +8,12 @@ from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_choice, env_int, env_list, env_str
+from config.secret_key import secret_key_read_or_create
+from portal.observability.errors import admins_parse, sample_rate_parse, sentry_init
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -24,8 +27,9 @@ SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
     if PRODUCTION:
         raise ImproperlyConfigured("SECRET_KEY must be set when PRODUCTION=true")
-    # Development only: a fixed key keeps sessions alive across restarts of `make run`.
-    SECRET_KEY = "dev-insecure-meterdesk-key-never-use-in-production-0123456789abcdef"  # noqa: S105
+    # Not production: this install's own random key, made on first start and kept in
+    # VAR_DIR/secret_key (0600), so sessions survive a restart of `make run`.
+    SECRET_KEY = secret_key_read_or_create(VAR_DIR / "secret_key")
 
 ALLOWED_HOSTS = env_list(
     "ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "testserver"]
@@ -35,7 +39,8 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 SITE_URL = env_str("SITE_URL", f"http://127.0.0.1:{env_int('PORT', 8000)}").rstrip("/")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin with the operators' site: allauth login, TOTP required (portal/admin_site.py).
+    "portal.apps.OperatorAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -46,10 +51,12 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "allauth",
     "allauth.account",
+    "allauth.mfa",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "djstripe",
+    "csp",
     "portal",
     "billing",
     "metering",
@@ -58,6 +65,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Inside WhiteNoise (static files need no policy), outside everything that may answer a
+    # request itself (CSRF failures, the 429 page), so every page gets the header.
+    "portal.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -111,14 +121,21 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env_str("REDIS_URL")
 
 if REDIS_URL:
+    # The cache holds the login, signup and password-reset limits' counters (django-ratelimit's
+    # and allauth's) and nothing Meterdesk reads for truth: the API key cache's versions go
+    # through the limiter's Redis (metering/receivers.py). Its backend lets those counters fail
+    # open, with a WARNING, when Redis is down; other keys still raise (portal/rate_limits.py).
     CACHES = {
         "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
+            "BACKEND": "portal.rate_limits.FailOpenRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "md",
             "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.05, "SOCKET_TIMEOUT": 0.5},
         }
     }
+    # django-ratelimit warns of any backend it does not list; this one is django-redis's
+    # RedisCache with its atomic incr, only failing open.
+    SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     if not PRODUCTION:
@@ -147,8 +164,11 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # The limiter's counters are billing data: give them a Redis database (or server) that nothing
 # flushes or evicts (maxmemory-policy noeviction). django-redis's cache.clear() is a FLUSHDB of
 # the cache's database, so sharing REDIS_URL with the cache is for development only.
+# One server (redis://, rediss://, unix://), a cluster (redis-cluster://h:p,h:p) or Sentinel
+# (redis-sentinel://h:p,h:p/<master>?db=N): metering/limiter/topology.py, docs/deploy.md.
 METERING_REDIS_URL = env_str("METERING_REDIS_URL", REDIS_URL)
-# What the API does when Redis cannot be reached within METERING_REDIS_TIMEOUT_MS:
+# What the API does when Redis cannot be reached: each attempt waits METERING_REDIS_TIMEOUT_MS;
+# an unanswered call is sent once more, then voided (at most 3 waits; metering/limiter/redis.py).
 # "closed" refuses with 503 (nothing unmetered slips through), "open" admits without counting.
 METERING_FAIL_MODE = env_choice("METERING_FAIL_MODE", "closed", ("open", "closed"))
 METERING_REDIS_TIMEOUT_MS = env_int("METERING_REDIS_TIMEOUT_MS", 50, minimum=1)
@@ -184,12 +204,39 @@ ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Meterdesk] "
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
 ACCOUNT_ADAPTER = "portal.adapters.AccountAdapter"
-# Login and signup are limited by django-ratelimit in portal/urls.py; allauth keeps its limits
+# Login and signup are limited by django-ratelimit in config/urls.py; allauth keeps its limits
 # for the flows we do not wrap (password reset, re-sending confirmation).
 ACCOUNT_RATE_LIMITS = {"login": None, "login_failed": None, "signup": None}
 RATELIMIT_VIEW = "portal.views.pages.rate_limited"
+# Login is limited per client address and per email as allauth normalises it (one count for
+# every spelling of an account); signup per client address.
 LOGIN_RATE = env_str("LOGIN_RATE", "10/m")
 SIGNUP_RATE = env_str("SIGNUP_RATE", "5/m")
+# How many X-Forwarded-For entries, counted from the right, our own proxies append: 0 when the
+# app is reached directly, 1 behind nginx or an AWS ALB, 2 behind ALB + nginx (or a Google Cloud
+# load balancer, which appends two). Every per-address limit reads the client address through
+# portal/client_address.py; django-ratelimit's "ip" key does too, through this setting.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
+RATELIMIT_IP_META_KEY = "portal.client_address.client_address"
+# (RATELIMIT_IPV6_MASK stays at django-ratelimit's 64: one /64 is one client.)
+# The cache prefix of django-ratelimit's counters, which the cache lets fail open; a count it
+# cannot read is no count (django_ratelimit/core.py get_usage) rather than a refusal.
+RATELIMIT_CACHE_PREFIX = "rl:"
+RATELIMIT_FAIL_OPEN = True
+
+# Second factor (allauth.mfa, https://docs.allauth.org/en/latest/mfa/configuration.html): an
+# authenticator app (TOTP) and recovery codes; no WebAuthn. Operators must enrol before the admin
+# opens (portal/admin_site.py); for developers it is optional, at /accounts/2fa/.
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+# The name authenticator apps show beside the account's email.
+MFA_TOTP_ISSUER = env_str("MFA_TOTP_ISSUER", "Meterdesk")
+# allauth counts wrong codes under its "login_failed" limit, which ACCOUNT_RATE_LIMITS turns off;
+# these forms limit the codes (authenticator or recovery) one user may try (portal/mfa_forms.py).
+MFA_FORMS = {
+    "authenticate": "portal.mfa_forms.AuthenticateForm",
+    "reauthenticate": "portal.mfa_forms.ReauthenticateForm",
+}
+SECOND_FACTOR_RATE = env_str("SECOND_FACTOR_RATE", "5/5m")
 
 # --- Email ----------------------------------------------------------------------------------
 
@@ -237,6 +284,9 @@ if PRODUCTION and STRIPE_LIVE_MODE and not STRIPE_LIVE_SECRET_KEY:
     raise ImproperlyConfigured("STRIPE_LIVE_MODE=true needs STRIPE_LIVE_SECRET_KEY")
 # Every Stripe call gets a deadline; a hung call must not hold a worker.
 STRIPE_TIMEOUT_SECONDS = env_int("STRIPE_TIMEOUT_SECONDS", 10, minimum=1)
+# Webhook bodies past this size get 413 before they are read (billing/services/deliveries.py
+# says why 512 KiB); keep it at or under API_MAX_BODY_BYTES, which Django enforces first.
+STRIPE_WEBHOOK_MAX_BYTES = env_int("STRIPE_WEBHOOK_MAX_BYTES", 512 * 1024, minimum=1024)
 STRIPE_METER_EVENT_NAME = env_str("STRIPE_METER_EVENT_NAME", "meterdesk_api_units")
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
@@ -362,6 +412,13 @@ STORAGES = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
+# Outside production, WhiteNoise serves the files where the apps keep them (Django's finders),
+# read once at start-up, whatever DEBUG says: `make run` needs no collectstatic step and never
+# serves a stale copy. A changed file is picked up on the next start (or at once with
+# DEBUG=true, which makes WhiteNoise look again on every request). Production serves
+# collectstatic's hashed, compressed copies from STATIC_ROOT only.
+# (https://whitenoise.readthedocs.io/en/stable/django.html#WHITENOISE_USE_FINDERS)
+WHITENOISE_USE_FINDERS = not PRODUCTION
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -374,6 +431,31 @@ CSRF_COOKIE_HTTPONLY = False  # the copy-to-clipboard script never needs it; for
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# Enforced, never report-only (django-csp 4's format:
+# https://django-csp.readthedocs.io/en/latest/configuration.html). Nothing is loaded from
+# elsewhere: no inline script runs without the response's nonce, no inline style or event
+# handler at all. portal/csp.py adds the nonce to every page and Stripe's hosted pages to
+# form-action; /v1/ answers JSON and gets no header (the hot path builds no policy).
+CONTENT_SECURITY_POLICY = {
+    "EXCLUDE_URL_PREFIXES": ["/v1/"],
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF],
+        # data: for the MFA QR code allauth renders as a data: URI, and Swagger UI's icons.
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    },
+}
+# Where Stripe's hosted pages live (Checkout: checkout.stripe.com, the customer portal:
+# billing.stripe.com); a custom Checkout domain goes here. Forms on our pages end there.
+STRIPE_HOSTED_PAGE_ORIGINS = env_list(
+    "STRIPE_HOSTED_PAGE_ORIGINS", ["https://checkout.stripe.com", "https://billing.stripe.com"]
+)
 if PRODUCTION:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -385,12 +467,72 @@ if PRODUCTION:
     # /healthz is probed by load balancers over plain HTTP inside the network.
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
+# --- Errors, logs, metrics (portal/observability/) --------------------------------------------
+
+# Sentry: API keys (their secret part), Stripe secrets, email addresses, credential headers and
+# request bodies are scrubbed before an event leaves; no tracing unless a rate is given.
+SENTRY_DSN = env_str("SENTRY_DSN")
+if SENTRY_DSN:
+    sentry_init(
+        dsn=SENTRY_DSN,
+        environment=env_str("SENTRY_ENVIRONMENT", "production" if PRODUCTION else "development"),
+        release=env_str("SENTRY_RELEASE") or None,
+        traces_sample_rate=sample_rate_parse(
+            "SENTRY_TRACES_SAMPLE_RATE", env_str("SENTRY_TRACES_SAMPLE_RATE")
+        ),
+    )
+# Without Sentry, who is emailed each 500 and each failed Celery task (plain text, scrubbed like
+# a Sentry event): "Jane Doe <jane@example.com>, ops@example.com". Empty: nobody.
+ADMINS = admins_parse(env_str("ADMINS"))
+EMAIL_SUBJECT_PREFIX = "[Meterdesk] "
+# Error emails (and DEBUG's error page) hide session and CSRF cookies too.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "portal.observability.errors.ReportFilter"
+# /metrics answers "Authorization: Bearer <METRICS_TOKEN>" only; unset, it is a 404.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 16 characters (e.g. 32 random hex)")
+# The gauges read at scrape time (the portal reaches billing's and metering's through here).
+METRICS_COLLECTORS = ["metering.metrics.RollupLagCollector", "billing.metrics.BillingCollector"]
+# "json": one JSON object per line (portal/observability/logs.py).
+LOG_FORMAT = env_choice("LOG_FORMAT", "plain", ("plain", "json"))
+# Sentry's LoggingIntegration takes every ERROR record but Django's request logger's, which
+# SentryRequestErrorHandler covers (the API's 500s); without Sentry, Django's and Celery's
+# errors are mailed.
+_ERROR_MAIL = [] if SENTRY_DSN else ["mail_admins"]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+        "one_report_per_request": {"()": "portal.observability.errors.OneReportPerRequest"},
+        "unexpected_errors_only": {"()": "portal.observability.errors.UnexpectedErrorsOnly"},
+    },
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "portal.observability.logs.JsonLogFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT},
+        "mail_admins": {
+            "class": "portal.observability.errors.AdminEmailScrubbingHandler",
+            "level": "ERROR",
+            "filters": ["require_debug_false", "unexpected_errors_only"],
+            "include_html": False,
+        },
+        "sentry": {
+            "class": "portal.observability.errors.SentryRequestErrorHandler",
+            "level": "ERROR",
+        },
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    # stripe-python logs every request at INFO; our services log what matters.
-    "loggers": {"django.server": {"level": "WARNING"}, "stripe": {"level": "WARNING"}},
+    "loggers": {
+        # Replaces Django's default handlers for it (a DEBUG-only console, mail_admins).
+        "django": {"handlers": _ERROR_MAIL},
+        "django.request": {"handlers": ["sentry"], "filters": ["one_report_per_request"]},
+        # A task that raised (Celery logs it here; CeleryIntegration reports it to Sentry).
+        "celery.app.trace": {"handlers": _ERROR_MAIL},
+        # stripe-python logs every request at INFO; our services log what matters.
+        "django.server": {"level": "WARNING"},
+        "stripe": {"level": "WARNING"},
+    },
 }

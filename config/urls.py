@@ -1,16 +1,24 @@
+from collections.abc import Callable
+
 from allauth.account import views as allauth_views
 from django.conf import settings
 from django.contrib import admin
+from django.http import HttpRequest
 from django.urls import include, path
 from django.views.decorators.cache import never_cache
 from django_ratelimit.decorators import ratelimit
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from billing import urls as billing_urls
+from portal.rate_limits import login_email
 from portal.views import pages
 
 
-def _limited(view, rate: str, *keys: str):
-    """Wrap an allauth view in django-ratelimit: POSTs beyond ``rate`` per key get a 429 page."""
+def _limited(view, rate: str, *keys: str | Callable[[str, HttpRequest], str]):
+    """Wrap an allauth view in django-ratelimit: POSTs beyond ``rate`` per key get a 429 page.
+
+    ``"ip"`` is the client's address as portal/client_address.py reads it behind our proxies
+    (``RATELIMIT_IP_META_KEY``); a callable key is called as ``key(group, request)``."""
     for key in keys:
         view = ratelimit(key=key, rate=rate, method="POST", block=True)(view)
     return view
@@ -20,7 +28,7 @@ urlpatterns = [
     path("healthz", pages.healthz, name="healthz"),
     path(
         "accounts/login/",
-        _limited(allauth_views.login, settings.LOGIN_RATE, "ip", "post:login"),
+        _limited(allauth_views.login, settings.LOGIN_RATE, "ip", login_email),
         name="account_login",
     ),
     path(
@@ -31,8 +39,12 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("api/schema/", never_cache(SpectacularAPIView.as_view()), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("stripe/", include("djstripe.urls", namespace="djstripe")),
+    # The split view serves Swagger UI's start-up script from this URL (?script) instead of inline,
+    # so the page runs under script-src 'self' (drf-spectacular FAQ, "My swagger-ui and/or redoc
+    # page is blank": https://drf-spectacular.readthedocs.io/en/latest/faq.html).
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
+    # dj-stripe's webhook URL behind our checks (billing/webhooks.py `stripe_webhook`).
+    path("stripe/", include(billing_urls.djstripe_urlpatterns, namespace="djstripe")),
     # The API under /v1/ (ends with a catch-all: add /v1/ routes in portal/api/urls.py).
     path("", include("portal.api.urls")),
     path("", include("portal.urls")),

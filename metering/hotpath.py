@@ -5,13 +5,16 @@ authentication and permissions, so a 401 or 403 never reaches the counters. ``se
 by ``MeteredAPIView.finalize_response`` for every response: the API's exception handler turns
 every exception, unexpected ones included, into a response, so a 500 is settled (given back)
 like any other outcome that is not billable. A ``settled`` flag makes a second call a no-op.
+
+Both count for ``/metrics`` (``metering/metrics.py``): ``admit`` what the limiter decided and how
+long it took, ``settle`` the refusals answered before the limiter was asked.
 """
 
 import logging
 import math
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 
 from django.conf import settings
@@ -26,7 +29,8 @@ from metering.limiter.base import (
     Outcome,
     Policy,
 )
-from metering.selectors import period_units
+from metering.metrics import LIMITER_SECONDS, decision_count, refusal_count
+from metering.selectors import quota_seed_units
 from portal.principal import ApiPrincipal
 
 logger = logging.getLogger(__name__)
@@ -56,6 +60,7 @@ class _Throttled:
 
 
 _log_unavailable = _Throttled(interval=10.0)
+_log_late_give_back = _Throttled(interval=10.0)
 
 
 # id(principal) -> (principal, its policy). The key cache hands out the same principal object
@@ -84,6 +89,16 @@ def policy_for(principal: ApiPrincipal) -> Policy:
     return policy
 
 
+def _timed(call: Callable[..., Decision], **kwargs) -> Decision:
+    """One limiter call, its duration observed; a failed call's too (a timeout is exactly the
+    latency an operator needs to see)."""
+    started = time.perf_counter()
+    try:
+        return call(**kwargs)
+    finally:
+        LIMITER_SECONDS.observe(time.perf_counter() - started)
+
+
 def admit(
     *,
     principal: ApiPrincipal,
@@ -94,13 +109,15 @@ def admit(
     """Rate limit + quota + usage count for one request, in one limiter call.
 
     The first request of a period (or after Redis lost its data) finds no quota counter; the
-    counter is then seeded from the database and the call made again. Raises
+    counter is then seeded (the period's rollups plus the usage Redis still holds,
+    ``quota_seed_units``) and the call made again. Raises
     ``LimiterUnavailable`` when the limiter does not answer and METERING_FAIL_MODE is closed.
     Answers ``STALE`` (nothing counted) when the account changed since ``principal`` was read.
     """
     policy = policy_for(principal)
     limiter = get_limiter()
     hit = partial(
+        _timed,
         limiter.hit,
         account_id=principal.account_id,
         key_id=principal.key_id,
@@ -112,7 +129,11 @@ def admit(
     try:
         decision = hit()
         if decision.outcome == Outcome.NEEDS_SEED:
-            seed = period_units(principal.account_id, policy.period_start, policy.period_end)
+            seed = quota_seed_units(
+                account_id=principal.account_id,
+                period_start=policy.period_start,
+                period_end=policy.period_end,
+            )
             decision = hit(seed=seed)
     except LimiterUnavailable as exc:
         if settings.METERING_FAIL_MODE != "open":
@@ -135,13 +156,18 @@ def admit(
             now=time.time(),
         )
     decision.billable_statuses = billable_statuses
+    decision_count(decision)
     return decision
 
 
 def settle(request: HttpRequest, response: HttpResponse) -> None:
     """Give back the units of a non-billable outcome and add the rate-limit headers."""
     decision: Decision | None = getattr(request, "metering_decision", None)
-    if decision is None or decision.settled:
+    if decision is None:
+        # Refused before the limiter decided (no key, a suspension, a scope, Redis down...).
+        refusal_count(response)
+        return
+    if decision.settled:
         return
     decision.settled = True
     if decision.counted and response.status_code not in decision.billable_statuses:
@@ -151,7 +177,9 @@ def settle(request: HttpRequest, response: HttpResponse) -> None:
 
 
 def give_back(decision: Decision) -> None:
-    """Return an admitted request's units and request count, once."""
+    """Return an admitted request's units and request count, once. A free call (cost 0)
+    gives back its request count only (give_back.lua never sends Redis ``HINCRBY ... -0``,
+    which it refuses as "not an integer": redis/redis#11683)."""
     if decision.given_back or not decision.counted:
         return
     decision.given_back = True
@@ -159,7 +187,8 @@ def give_back(decision: Decision) -> None:
         returned = get_limiter().give_back(decision)
     except LimiterUnavailable as exc:
         # The units stay counted: the developer is billed for a call that failed. Logged with
-        # everything an operator needs to grant a credit.
+        # everything an operator needs to grant a credit, one line per call: only Redis failing
+        # between admit and settle gets here, never what a caller sends.
         logger.error(
             "Could not give back %d units of account %d (key %d, %s, minute %d): %s",
             decision.cost,
@@ -171,7 +200,10 @@ def give_back(decision: Decision) -> None:
         )
         return
     if not returned:
-        logger.error(
+        # A caller who sends a body slowly enough can make a request outlast the rollup's grace
+        # and reach this line at will, so it is throttled; the call's units stay billed.
+        _log_late_give_back(
+            logging.WARNING,
             "Give-back of %d units of account %d came after minute %d was rolled up; "
             "the request took longer than the rollup's grace",
             decision.cost,

@@ -1,5 +1,9 @@
 """The operator audit log: one insert-only row per operator action, written by the service.
 
+Insert-only is enforced three times: the admin offers no change or delete, the model and its
+QuerySet refuse them, and the database refuses them (migration 0004's triggers), whatever SQL
+asks. The one change allowed is the SET NULL of a deleted account's or operator's link.
+
 Services call ``audit_record`` inside the transaction that makes the change, so an entry exists
 exactly when the change does. ``before`` and ``after`` hold only the fields the action touched,
 as plain JSON (ids, slugs, numbers, strings), so an entry still reads right after the tier or key

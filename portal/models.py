@@ -3,6 +3,7 @@
 import hashlib
 import hmac
 from datetime import datetime
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.db import models
@@ -162,10 +163,25 @@ class ApiKey(models.Model):
         return "active"
 
 
+class AuditEntryQuerySet(models.QuerySet):
+    """Bulk writes are refused like ``save`` and ``delete`` refuse one entry's: rows are only
+    ever inserted. The database refuses them too (migration 0004's triggers), SQL that does not
+    come through here included; Django's own SET NULL when an account or operator is deleted
+    goes through the plain base manager, and the triggers let that one change through."""
+
+    def update(self, **kwargs: Any) -> int:
+        raise ValueError("Audit entries are never changed once written.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise ValueError("Audit entries are never deleted.")
+
+
 class AuditEntry(models.Model):
     """One operator action: who did what to which account, with the state before and after.
 
-    Rows are only ever inserted; the admin shows them read-only.
+    Rows are only ever inserted; the admin shows them read-only, the ORM refuses to change or
+    delete them, and so does the database. Deleting the account or the operator only unlinks
+    the entry (SET NULL): its content stays, and ``target`` still names the account.
     """
 
     actor = models.ForeignKey(
@@ -182,6 +198,8 @@ class AuditEntry(models.Model):
     reason = models.TextField(blank=True)
     created = models.DateTimeField(default=timezone.now, db_index=True)
 
+    objects = AuditEntryQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created"]
         verbose_name_plural = "audit log"
@@ -196,5 +214,5 @@ class AuditEntry(models.Model):
             raise ValueError("Audit entries are never changed once written.")
         super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):
+    def delete(self, *args, **kwargs) -> NoReturn:
         raise ValueError("Audit entries are never deleted.")

@@ -1,10 +1,11 @@
 """Writes for developer accounts and their API keys."""
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
-from django.db.models import Case, DateTimeField, F, Q, Value, When
+from django.db.models import Case, Count, DateTimeField, F, Min, Q, Value, When
 from django.utils import timezone
 
 from billing.models import Tier
@@ -38,9 +39,15 @@ def account_ensure(*, owner: User) -> Account:
     return account_for_user(owner) or account_create(owner=owner)
 
 
-# Usable keys an account may hold at once: plenty for rotation and per-environment keys, and a
-# bound on what one sign-up can make the key cache and the keys page carry.
-MAX_USABLE_KEYS_PER_ACCOUNT = 25
+# Keys an account may hold at once, a bound on what one sign-up can make the key cache and the
+# keys page carry. Active keys (working, not replaced): plenty for per-environment keys.
+MAX_ACTIVE_KEYS_PER_ACCOUNT = 25
+# Rolled keys still working in their grace period. A roll turns an active key into a rolling one
+# and adds an active one, so rolling every key at once (a leak) still works; rolling again while
+# all those graces run is refused, unless with no grace (the old key stops: nothing is added).
+MAX_ROLLING_KEYS_PER_ACCOUNT = 25
+# So an account never holds more usable keys than this, at any moment.
+MAX_USABLE_KEYS_PER_ACCOUNT = MAX_ACTIVE_KEYS_PER_ACCOUNT + MAX_ROLLING_KEYS_PER_ACCOUNT
 # Longest a rolled key may keep working next to its replacement.
 MAX_ROLL_GRACE = timedelta(days=7)
 # Keys per UPDATE statement when last-used times are written.
@@ -83,13 +90,32 @@ def api_key_create(
     now = timezone.now()
     if expires_at is not None and expires_at <= now:
         raise ApiKeyError("The expiry date must be in the future.")
-    # Lock the account row so two concurrent creates cannot both pass the limit.
+    # Lock the account row so two concurrent creates (or rolls) cannot both pass the limit.
     Account.objects.select_for_update().filter(pk=account.pk).first()
-    if account.api_keys.usable(now).count() >= MAX_USABLE_KEYS_PER_ACCOUNT:
+    if _usable_key_counts(account, now).active >= MAX_ACTIVE_KEYS_PER_ACCOUNT:
         raise ApiKeyError(
-            f"An account may hold {MAX_USABLE_KEYS_PER_ACCOUNT} usable keys; revoke one first."
+            f"An account may hold {MAX_ACTIVE_KEYS_PER_ACCOUNT} active keys (keys still working "
+            "in a roll's grace period are not counted); revoke one first."
         )
     return _api_key_issue(account=account, name=name, expires_at=expires_at)
+
+
+@dataclass(frozen=True)
+class _UsableKeyCounts:
+    active: int
+    rolling: int
+    # When the first rolling key stops, freeing a rolling slot; None: no key is rolling.
+    first_grace_end: datetime | None
+
+
+def _usable_key_counts(account: Account, now: datetime) -> _UsableKeyCounts:
+    rolling = Q(replaced_by__isnull=False)
+    counts = account.api_keys.usable(now).aggregate(
+        active=Count("pk", filter=~rolling),
+        rolling=Count("pk", filter=rolling),
+        first_grace_end=Min("expires_at", filter=rolling),
+    )
+    return _UsableKeyCounts(**counts)
 
 
 @transaction.atomic
@@ -119,17 +145,35 @@ def api_key_revoke(*, key: ApiKey, actor: User | None = None, reason: str = "") 
 @transaction.atomic
 def api_key_roll(*, key: ApiKey, grace: timedelta) -> tuple[ApiKey, str]:
     """Issue a replacement for ``key`` (same name and expiry date) and let the old key work
-    for ``grace`` more; returns the new key and its secret."""
+    for ``grace`` more; returns the new key and its secret. Refused with a grace while the
+    account already has MAX_ROLLING_KEYS_PER_ACCOUNT keys in theirs."""
     if grace < timedelta(0) or grace > MAX_ROLL_GRACE:
         raise ApiKeyError("The grace period must be between 0 and 7 days.")
-    key = ApiKey.objects.select_for_update().select_related("account").get(pk=key.pk)
+    # The account first, then the key: the order every account-wide action locks in, and what
+    # keeps two concurrent rolls from both taking the last rolling slot.
+    account = account_for_update(key.account)
+    key = ApiKey.objects.select_for_update().get(pk=key.pk, account=account)
     now = timezone.now()
     if not key.is_active(now):
         raise ApiKeyError("Only a working key can be rolled; create a new key instead.")
     if key.replaced_by_id is not None:
         raise ApiKeyError("This key was already rolled; roll its replacement instead.")
-    new_key, secret = _api_key_issue(account=key.account, name=key.name, expires_at=key.expires_at)
     grace_end = now + grace
+    # With no grace the old key stops now and the count of working keys stays the same.
+    if grace_end > now:
+        counts = _usable_key_counts(account, now)
+        if counts.rolling >= MAX_ROLLING_KEYS_PER_ACCOUNT:
+            first_end = counts.first_grace_end
+            # None: an operator took the expiry off every rolled key; no grace will end.
+            wait = (
+                "" if first_end is None else f" ({timezone.localtime(first_end):%Y-%m-%d %H:%M %Z})"
+            )
+            raise ApiKeyError(
+                f"{counts.rolling} rolled keys are still working in their grace period, the "
+                "most an account may have at once. Roll this key with no grace period, revoke "
+                f"an old key, or wait until the first grace ends{wait}."
+            )
+    new_key, secret = _api_key_issue(account=account, name=key.name, expires_at=key.expires_at)
     if key.expires_at is None or key.expires_at > grace_end:
         key.expires_at = grace_end
     key.replaced_by = new_key

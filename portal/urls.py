@@ -1,6 +1,6 @@
 from django.urls import path
 
-from portal.views import keys, pages, problems
+from portal.views import keys, metrics, pages, problems
 
 app_name = "portal"
 
@@ -12,4 +12,6 @@ urlpatterns = [
     path("keys/<int:key_id>/revoke/", keys.key_revoke, name="key-revoke"),
     path("keys/<int:key_id>/roll/", keys.key_roll, name="key-roll"),
     path("problems/<slug:slug>/", problems.problem_type, name="problem-type"),
+    # Prometheus's scrape, behind METRICS_TOKEN (a 404 when it is unset).
+    path("metrics", metrics.metrics, name="metrics"),
 ]

@@ -5,8 +5,13 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from allauth.account.internal.flows.login import record_authentication
+from allauth.mfa.models import Authenticator
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.conf import settings as django_settings
 from django.core.cache import cache
+from django.http import HttpRequest
+from django.test import Client
 
 from config import celery_app
 from portal.keys.cache import key_cache
@@ -85,3 +90,41 @@ def owner_client(client, owner):
 def outsider_client(client, outsider):
     client.force_login(outsider)
     return client
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "real_staff_login: operators sign in through the real login and MFA pages "
+        "(force_login of staff no longer stands for a login that passed MFA)",
+    )
+
+
+@pytest.fixture(autouse=True)
+def _staff_force_login_passes_mfa(request, monkeypatch):
+    """``client.force_login(staff)``, and so pytest-django's ``admin_client``, stands for a full
+    operator login that passed MFA, as the admin requires (portal/admin_site.py): the user gets
+    an authenticator app (TOTP) if they have none, and the session gets allauth's "mfa"
+    authentication record, the one a code given at login leaves. Non-staff logins are left as
+    they are. Tests of the operators' sign-in itself are marked ``real_staff_login`` and go
+    through the real login and MFA pages."""
+    if request.node.get_closest_marker("real_staff_login"):
+        return
+    force_login = Client.force_login
+
+    def force_login_passing_mfa(client, user, backend=None):
+        force_login(client, user, backend)
+        if user.is_staff:
+            _session_passed_mfa(client, user)
+
+    monkeypatch.setattr(Client, "force_login", force_login_passing_mfa)
+
+
+def _session_passed_mfa(client, user):
+    totp = Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).first()
+    if totp is None:
+        totp = TOTP.activate(user, generate_totp_secret()).instance
+    request = HttpRequest()
+    request.session = client.session
+    record_authentication(request, user, "mfa", id=totp.pk, type=totp.type)
+    request.session.save()

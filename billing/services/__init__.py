@@ -14,6 +14,9 @@
 - ``switch``: a subscription moved to another tier (or cancelled now) at a whole minute, each
   price billed exactly its own stretch.
 - ``thin_events``: Stripe's meter error reports, applied to the reports they name.
+- ``deliveries``: what every delivery from Stripe passes at both webhook doors before anything
+  of it is stored (size, signature, a timestamp within the tolerance either way, an event's
+  fields).
 - ``usage_reconcile``: our reports against Stripe's meter summaries (the daily reconcile).
 - ``money_audit``: the money audit of one account and period.
 - ``meter_summaries``: Stripe's meter event summaries, read by both.

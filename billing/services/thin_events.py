@@ -28,17 +28,26 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import stripe
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from stripe.v2.core import EventNotification
 
 from billing.models import MeterReport, StripeEventDestination, StripeThinEvent, Tier
+from billing.services.deliveries import (
+    DeliveryRefused,
+    delivery_json_read,
+    delivery_signature_verify,
+    fields_missing,
+)
 from billing.stripe_api import as_dict, stripe_client
 
 logger = logging.getLogger(__name__)
 
+# What every thin event notification has ("Event destinations", thin events,
+# https://docs.stripe.com/event-destinations#thin-events; "The Event object v2",
+# https://docs.stripe.com/api/v2/core/events/object), and the SDK reads without checking.
+NOTIFICATION_FIELDS: tuple[tuple[str, type], ...] = (("id", str), ("type", str), ("created", str))
 METER_ERROR_EVENTS = (
     "v1.billing.meter.error_report_triggered",
     "v1.billing.meter.no_meter_found",
@@ -69,21 +78,29 @@ class ErrorReportOutcome:
         return "; ".join(parts)
 
 
-def thin_event_verify(*, body: bytes, signature: str | None) -> EventNotification | None:
-    """The notification in a delivery, if it is signed with the secret of one of our event
-    destinations (``Stripe-Signature``, checked by the SDK, 5 minutes' tolerance). None: not
-    from Stripe, or not readable."""
-    client = stripe_client()
-    for secret in StripeEventDestination.objects.values_list("secret", flat=True):
-        try:
-            return client.parse_event_notification(body, signature, secret)
-        except stripe.SignatureVerificationError:
-            continue
-        except (ValueError, KeyError):
-            # Signed with our secret but not a thin event notification.
-            logger.warning("Thin event delivery with an unreadable body")
-            return None
-    return None
+def thin_event_verify(*, body: bytes, signature: str | None) -> EventNotification:
+    """The notification in a delivery signed with the secret of one of our event destinations,
+    dated within the tolerance of now either way (billing.services.deliveries). Raises
+    ``DeliveryRefused``: not from Stripe, dated outside the window, or signed but not a thin
+    event notification; nothing is stored then."""
+    secrets = StripeEventDestination.objects.values_list("secret", flat=True)
+    delivery_signature_verify(body=body, signature=signature, secrets=secrets)
+    parsed = delivery_json_read(body=body)
+    missing = fields_missing(parsed, NOTIFICATION_FIELDS)
+    if parsed.get("object") != "v2.core.event":
+        missing.append("object (v2.core.event)")
+    if missing:
+        raise DeliveryRefused(
+            "Signed, but not a thin event notification as Stripe sends them: no valid "
+            f"{', '.join(missing)}. Nothing was stored or applied."
+        )
+    try:
+        return EventNotification.from_json(parsed, stripe_client())
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        # A field the SDK reads (reason, context) in a shape it cannot read.
+        raise DeliveryRefused(
+            f"Signed, but the SDK cannot read this notification ({error!r}). Nothing was stored."
+        ) from None
 
 
 def thin_event_process(*, notification: EventNotification) -> StripeThinEvent:

@@ -99,7 +99,15 @@ class ApiKeyAdmin(WholeKeySearchAdmin):
             expires_at=form.cleaned_data["expires_at"],
         )
 
-    @admin.action(description="Revoke selected keys", permissions=["change"])
+    def has_revoke_keys_permission(self, request: HttpRequest) -> bool:
+        # Revoking stops a customer's integration, so it takes the operator permission the
+        # account action "Revoke all API keys" takes, not just the right to edit a key's name.
+        return request.user.has_perm(f"{self.opts.app_label}.revoke_keys")
+
+    # Django offers (and accepts) an action only to users with every permission it names:
+    # ``permissions=["revoke_keys"]`` calls has_revoke_keys_permission (Django docs, "Admin
+    # actions", "Setting permissions for actions").
+    @admin.action(description="Revoke selected keys", permissions=["revoke_keys"])
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         revoked = 0
         for key in queryset.filter(revoked_at__isnull=True):

@@ -6,7 +6,7 @@ nothing on a warm request runs SQL.
 """
 
 from rest_framework import exceptions
-from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.authentication import BaseAuthentication
 
 from portal.keys.cache import KeyCache, KeyRejected, key_cache
 from portal.keys.last_used import last_used_buffer
@@ -59,6 +59,24 @@ class ApiKeyMissing(exceptions.NotAuthenticated):
     problem_extra = {"reason": "missing"}
 
 
+class KeyHeadersRefused(exceptions.AuthenticationFailed):
+    """The key headers themselves are wrong (an empty one, two different keys): a 401 with
+    reason ``malformed`` and a detail that says which header to fix."""
+
+    problem_type = "unauthenticated"
+    problem_extra = {"reason": "malformed"}
+
+    EMPTY_AUTHORIZATION = (
+        "The Authorization header is empty; send 'Authorization: Bearer <key>' or leave the "
+        "header out and use 'X-API-Key'."
+    )
+    EMPTY_API_KEY = "The X-API-Key header is empty; send 'X-API-Key: <key>' or leave it out."
+    TWO_KEYS = (
+        "Authorization and X-API-Key hold different keys; send the key in one header "
+        "(or the same key in both)."
+    )
+
+
 class ApiKeyAuthentication(BaseAuthentication):
     # The cache this class resolves through; tests swap in one with a controllable clock.
     cache: KeyCache = key_cache
@@ -80,16 +98,32 @@ class ApiKeyAuthentication(BaseAuthentication):
 
     @staticmethod
     def _presented_key(request) -> str | None:
-        """The key from ``Authorization: Bearer <key>``, else ``X-API-Key``; None when neither
-        is sent. Any other Authorization scheme is refused as malformed rather than ignored."""
-        header = get_authorization_header(request)
-        if header:
-            parts = header.split()
-            if len(parts) != 2 or parts[0].lower() != b"bearer":
-                raise KeyRefused(KeyRejected("malformed"))
-            try:
-                return parts[1].decode("ascii")
-            except UnicodeDecodeError:
-                raise KeyRefused(KeyRejected("malformed")) from None
-        api_key = request.META.get("HTTP_X_API_KEY", "").strip()
-        return api_key or None
+        """The key from ``Authorization: Bearer <key>`` or ``X-API-Key``; None when neither
+        header is sent.
+
+        A header that is sent must hold a key: an empty one, or another Authorization scheme,
+        is refused as malformed rather than skipped for the other header. Both headers may be
+        sent only with the same key: with two different keys no one can tell which the client
+        meant, so neither wins. Two dictionary reads and no SQL: this runs on every call.
+        """
+        authorization: str | None = request.META.get("HTTP_AUTHORIZATION")
+        api_key: str | None = request.META.get("HTTP_X_API_KEY")
+        bearer = None if authorization is None else _bearer_key(authorization)
+        if api_key is not None:
+            api_key = api_key.strip()
+            if not api_key:
+                raise KeyHeadersRefused(KeyHeadersRefused.EMPTY_API_KEY)
+        if bearer is not None and api_key is not None and bearer != api_key:
+            raise KeyHeadersRefused(KeyHeadersRefused.TWO_KEYS)
+        return bearer or api_key
+
+
+def _bearer_key(authorization: str) -> str:
+    """The key of a present Authorization header, which must read ``Bearer <key>`` (the scheme
+    in any case, RFC 9110 §11.1); anything else is malformed."""
+    parts = authorization.split()
+    if not parts:
+        raise KeyHeadersRefused(KeyHeadersRefused.EMPTY_AUTHORIZATION)
+    if len(parts) != 2 or parts[0].lower() != "bearer" or not parts[1].isascii():
+        raise KeyRefused(KeyRejected("malformed"))
+    return parts[1]

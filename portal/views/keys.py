@@ -1,11 +1,14 @@
 """The API keys pages: list, create, revoke, roll. Every key is looked up through its owner,
 so another developer's key id answers 404, never 403 (which would confirm it exists).
 
-A new secret is shown exactly once: the create and roll posts put it in the session and
-redirect; the list page pops it for that one render (sent with Cache-Control: no-store).
-Reloading the page shows it no more.
+A new secret is shown exactly once, by the answer to the create or roll POST itself (sent with
+Cache-Control: no-store): it is never written to the session, the database or a cookie, so
+nothing stored anywhere can give it back. Reloading that answer re-sends the POST; a create
+form carries a one-time token so the re-sent form makes no second key and sends the developer
+to the list (without the secret); a re-sent roll finds its key already rolled.
 """
 
+import secrets
 from typing import Any
 
 from django.conf import settings
@@ -29,8 +32,13 @@ from portal.services import (
     api_key_roll,
 )
 
-# Session slot of a secret waiting for its one render.
-NEW_KEY_SESSION = "portal_new_api_key"
+# Tokens of the create forms this session already sent (a few, newest last): not secrets, only
+# a way to tell a re-sent form (a reload, a double click) from a new one.
+SENT_FORMS_SESSION = "portal_key_forms_sent"
+SENT_FORMS_KEPT = 10
+# Where a secret waited for its render before it stopped going through the session. Popped by
+# the list page so a session from before that change does not keep one.
+LEGACY_NEW_KEY_SESSION = "portal_new_api_key"
 
 
 def _owned_key(request: AuthenticatedHttpRequest, key_id: int) -> ApiKey:
@@ -40,8 +48,12 @@ def _owned_key(request: AuthenticatedHttpRequest, key_id: int) -> ApiKey:
     return key
 
 
-def _show_once(request: HttpRequest, key: ApiKey, secret: str) -> None:
-    request.session[NEW_KEY_SESSION] = {"secret": secret, "name": key.name, "prefix": key.prefix}
+def _shown_once(key: ApiKey, secret: str) -> dict[str, str]:
+    return {"secret": secret, "name": key.name, "prefix": key.prefix}
+
+
+def _sent_forms(request: HttpRequest) -> list[str]:
+    return request.session.get(SENT_FORMS_SESSION, [])
 
 
 def _render_list(
@@ -65,7 +77,7 @@ def _render_list(
 @login_required
 @never_cache
 def key_list(request: AuthenticatedHttpRequest) -> HttpResponse:
-    new_key = request.session.pop(NEW_KEY_SESSION, None)
+    new_key = request.session.pop(LEGACY_NEW_KEY_SESSION, None)
     return _render_list(request, account_ensure(owner=request.user), new_key=new_key)
 
 
@@ -75,6 +87,14 @@ def key_list(request: AuthenticatedHttpRequest) -> HttpResponse:
 def key_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     account = account_ensure(owner=request.user)
     form = ApiKeyCreateForm(request.POST or None)
+    form_token = request.POST.get("form_token") or secrets.token_urlsafe(16)
+    if request.method == "POST" and form_token in _sent_forms(request):
+        messages.info(
+            request,
+            "That form was already sent: the key it created is listed below. Its secret was "
+            "shown once and is not shown again; roll the key if you did not copy it.",
+        )
+        return redirect("portal:keys")
     if request.method == "POST" and form.is_valid():
         after = form.expires_after()
         try:
@@ -86,10 +106,12 @@ def key_create(request: AuthenticatedHttpRequest) -> HttpResponse:
         except ApiKeyError as exc:
             form.add_error(None, str(exc))
         else:
-            _show_once(request, key, secret)
-            return redirect("portal:keys")
+            sent = [*_sent_forms(request), form_token]
+            request.session[SENT_FORMS_SESSION] = sent[-SENT_FORMS_KEPT:]
+            return _render_list(request, account, new_key=_shown_once(key, secret))
     status = 400 if request.method == "POST" else 200
-    return render(request, "portal/keys_new.html", {"form": form}, status=status)
+    context = {"form": form, "form_token": form_token}
+    return render(request, "portal/keys_new.html", context, status=status)
 
 
 @login_required
@@ -119,7 +141,6 @@ def key_roll(request: AuthenticatedHttpRequest, key_id: int) -> HttpResponse:
         new_key, secret = api_key_roll(key=key, grace=form.grace())
     except ApiKeyError as exc:
         return _render_list(request, key.account, status=400, error=str(exc))
-    _show_once(request, new_key, secret)
     key.refresh_from_db(fields=["expires_at"])
     if key.expires_at and key.expires_at <= timezone.now():
         messages.success(request, f"Rolled “{key.name}”: the old key {key.prefix} has stopped.")
@@ -128,4 +149,4 @@ def key_roll(request: AuthenticatedHttpRequest, key_id: int) -> HttpResponse:
         messages.success(
             request, f"Rolled “{key.name}”: the old key {key.prefix} keeps working until {until}."
         )
-    return redirect("portal:keys")
+    return _render_list(request, key.account, new_key=_shown_once(new_key, secret))

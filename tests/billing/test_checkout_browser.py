@@ -45,7 +45,9 @@ def test_a_developer_upgrades_to_pro_through_checkout(
     # Back on the billing page, which refreshes itself until the webhook has moved the account.
     page.wait_for_url(re.compile(r"/billing/\?checkout=success"))
     page.wait_for_function(
-        "document.querySelector('[data-testid=billing-tier]').textContent.trim() === 'Pro'",
+        # A function, not an expression: Playwright evals an expression in the page, which
+        # the Content-Security-Policy refuses (no 'unsafe-eval').
+        "() => document.querySelector('[data-testid=billing-tier]').textContent.trim() === 'Pro'",
         timeout=15_000,
     )
     assert "you are now on Pro" in page.content()

@@ -147,7 +147,9 @@ def test_sign_up_use_run_out_upgrade_and_pay_for_what_was_used(
     page.get_by_role("button", name="Pay").click()
     page.wait_for_url(re.compile(r"/billing/"))
     page.wait_for_function(
-        "document.querySelector('[data-testid=billing-tier]').textContent.trim() === 'Pro'",
+        # A function, not an expression: Playwright evals an expression in the page, which
+        # the Content-Security-Policy refuses (no 'unsafe-eval').
+        "() => document.querySelector('[data-testid=billing-tier]').textContent.trim() === 'Pro'",
         timeout=20_000,
     )
     account.refresh_from_db()

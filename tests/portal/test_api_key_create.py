@@ -8,7 +8,7 @@ from django.db import connection
 from django.utils import timezone
 
 from portal.models import ApiKey
-from portal.services import MAX_USABLE_KEYS_PER_ACCOUNT, ApiKeyError, api_key_create
+from portal.services import MAX_ACTIVE_KEYS_PER_ACCOUNT, ApiKeyError, api_key_create
 from tests.factories import ApiKeyFactory
 
 KEY_FORMAT = re.compile(r"^mdk_(live|test)_[a-z0-9]{8}_[A-Za-z0-9]{32}$")
@@ -60,8 +60,8 @@ def test_an_expiry_in_the_past_is_refused(account):
 
 
 @pytest.mark.django_db
-def test_an_account_holds_a_bounded_number_of_usable_keys(account):
-    ApiKeyFactory.create_batch(MAX_USABLE_KEYS_PER_ACCOUNT, account=account)
+def test_an_account_holds_a_bounded_number_of_active_keys(account):
+    ApiKeyFactory.create_batch(MAX_ACTIVE_KEYS_PER_ACCOUNT, account=account)
     with pytest.raises(ApiKeyError, match="revoke one first"):
         api_key_create(account=account, name="one too many")
 
@@ -121,7 +121,7 @@ def test_bad_input_is_a_400_and_creates_nothing(owner_client, data):
 
 @pytest.mark.django_db
 def test_limit_reached_is_shown_on_the_form(owner_client, account):
-    ApiKeyFactory.create_batch(MAX_USABLE_KEYS_PER_ACCOUNT, account=account)
+    ApiKeyFactory.create_batch(MAX_ACTIVE_KEYS_PER_ACCOUNT, account=account)
 
     response = owner_client.post("/keys/new/", {"name": "extra"})
 

@@ -19,5 +19,6 @@ def test_dashboard_needs_login(client):
 
 @pytest.mark.django_db
 def test_public_pages_render(client):
-    for path in ["/", "/pricing/", "/accounts/signup/", "/accounts/login/", "/admin/login/"]:
+    # /admin/login/ is a redirect to /accounts/login/ (tests/portal/test_admin_login_mfa.py).
+    for path in ["/", "/pricing/", "/accounts/signup/", "/accounts/login/"]:
         assert client.get(path).status_code == 200, path

@@ -47,9 +47,9 @@ class Command(BaseCommand):
                 "  The signing secrets are stored (dj-stripe's WebhookEndpoint row, admin: "
                 "Djstripe > Webhook endpoints; the event destination's in the database); "
                 "nothing to copy.\n"
-                "  Developing locally? Run `stripe listen --forward-to "
-                f"{endpoint.url}` and, with DEBUG=true, dj-stripe accepts the CLI's secret sent "
-                "as X-Djstripe-Webhook-Secret. Meter error reports (thin events) reach only the "
+                "  Developing locally? Run `manage.py stripe_listen --host 127.0.0.1 --port "
+                "8000`: it forwards Stripe's events to a local endpoint holding the CLI's own "
+                "secret (docs/stripe.md). Meter error reports (thin events) reach only the "
                 "event destination's URL."
             )
 

@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from config import celery_app
+from portal.checks import exposure_warning, hosts_exposed
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,11 @@ class Command(BaseCommand):
                 "serve runs the embedded mode; with REDIS_URL set run gunicorn, "
                 "`celery -A config worker` and `celery -A config beat` (see the README)."
             )
+        # Bound beyond the loopback, any Host header can be sent to it, whatever ALLOWED_HOSTS
+        # says: warned here, as the system check warns about ALLOWED_HOSTS.
+        if exposed := hosts_exposed([host]):
+            warning = exposure_warning(exposed=exposed, setting="--host")
+            self.stderr.write(self.style.WARNING(f"{warning.msg}\n  {warning.hint}"))
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
         if settings.EMAIL_BACKEND.endswith("filebased.EmailBackend"):
             Path(settings.EMAIL_FILE_PATH).mkdir(parents=True, exist_ok=True)
@@ -49,6 +55,10 @@ class Command(BaseCommand):
         if not no_jobs:
             self._start_beat()
         self.stdout.write(self.style.SUCCESS(f"\nMeterdesk is running at http://{host}:{port}/"))
+        self.stdout.write(
+            "  Operators sign in to /admin/ with a second factor: the first visit asks to set up "
+            "an authenticator app (TOTP) and shows recovery codes."
+        )
         self.stdout.write(f"  Emails are written to {settings.EMAIL_FILE_PATH}/")
         if emulator is not None:
             self.stdout.write(f"  Stripe emulator: {emulator.url}/ (no real Stripe account needed)")
