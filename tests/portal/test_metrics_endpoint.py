@@ -381,6 +381,9 @@ def test_with_a_multiprocess_directory_a_scrape_adds_up_every_process(tmp_path):
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "VAR_DIR": str(tmp_path),
+        # A database with no tables, whatever this run's DATABASE_URL (CI's second pass names a
+        # migrated PostgreSQL, whose gauges would read 0).
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite3'}",
         "PROMETHEUS_MULTIPROC_DIR": str(shared),
     }
 
