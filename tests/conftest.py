@@ -58,6 +58,30 @@ def _fresh_cache_and_eager_tasks(request, settings):
     cache.clear()
 
 
+class _StillClock:
+    """A ``time`` module whose ``time()`` does not move."""
+
+    def __init__(self, now: float):
+        self._now = now
+
+    def time(self) -> float:
+        return self._now
+
+
+@pytest.fixture(autouse=True)
+def _ratelimit_windows_hold_still(monkeypatch):
+    """django-ratelimit counts in fixed windows that end on multiples of the period
+    (django_ratelimit/core.py ``_get_window``), and the window is part of the counter's key: a
+    test's requests straddling a boundary (likely on a loaded CI machine) would start a fresh
+    count and pass the limit. Its clock is held still for each test, so a limit test means the
+    same whenever it runs."""
+    import time
+
+    import django_ratelimit.core
+
+    monkeypatch.setattr(django_ratelimit.core, "time", _StillClock(time.time()))
+
+
 @pytest.fixture
 def owner(db):
     """A developer with a verified email and an account on the default tier."""
