@@ -46,7 +46,7 @@ lock-check: $(STAMP)
 # only); static files are served by WhiteNoise either way (WHITENOISE_USE_FINDERS).
 run: $(STAMP)
 	@mkdir -p var/mail
-	$(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
+	@$(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -34,6 +34,25 @@ def tier_default() -> Tier:
     return tier
 
 
+# A subscription in these states bills the account's tier (or is trying to): its tier is changed
+# in the customer portal, not with a second Checkout.
+SUBSCRIBED_STATUSES = frozenset(
+    {
+        Account.PaymentStatus.ACTIVE,
+        Account.PaymentStatus.TRIALING,
+        Account.PaymentStatus.PAST_DUE,
+        Account.PaymentStatus.UNPAID,
+    }
+)
+
+
+def account_tier_set_by_operator(account: Account) -> bool:
+    """A paid tier with no subscription behind it. Checkout and the subscription webhooks only
+    ever put an account on a paid tier with a subscription, so this is an operator's doing (the
+    admin's "Move to a tier"), and no card is charged for it."""
+    return account.tier.is_paid and account.payment_status not in SUBSCRIBED_STATUSES
+
+
 def tier_list_public() -> QuerySet[Tier]:
     return Tier.objects.filter(is_public=True).order_by("sort_order", "base_price_cents")
 

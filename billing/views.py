@@ -13,7 +13,13 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
 from billing.models import Tier
-from billing.selectors import invoice_list_for_account, tier_list_public, tier_switch_pending
+from billing.selectors import (
+    SUBSCRIBED_STATUSES,
+    account_tier_set_by_operator,
+    invoice_list_for_account,
+    tier_list_public,
+    tier_switch_pending,
+)
 from billing.services.checkout import billing_portal_session_create, checkout_session_create
 from billing.services.errors import BillingError
 from billing.services.switch import tier_switch_request
@@ -27,13 +33,6 @@ logger = logging.getLogger(__name__)
 CHECKOUT_WAIT_SECONDS = 60
 CHECKOUT_SESSION_KEY = "billing_checkout"
 STRIPE_DOWN = "Stripe could not be reached, so nothing was charged. Please try again in a minute."
-# A subscription in these states is changed in the customer portal, not with a second Checkout.
-SUBSCRIBED = {
-    Account.PaymentStatus.ACTIVE,
-    Account.PaymentStatus.TRIALING,
-    Account.PaymentStatus.PAST_DUE,
-    Account.PaymentStatus.UNPAID,
-}
 
 
 def _redirect_303(url: str) -> HttpResponseRedirect:
@@ -51,7 +50,8 @@ def pricing(request: HttpRequest) -> HttpResponse:
         "account": account,
         # None for visitors: no tier is marked as theirs.
         "current_tier_id": account.tier_id if account is not None else None,
-        "subscribed": account is not None and account.payment_status in SUBSCRIBED,
+        "subscribed": account is not None and account.payment_status in SUBSCRIBED_STATUSES,
+        "set_by_operator": account is not None and account_tier_set_by_operator(account),
         "cancelled": request.GET.get("checkout") == "cancelled",
     }
     return render(request, "billing/pricing.html", context)
@@ -67,7 +67,8 @@ def billing_overview(request: AuthenticatedHttpRequest) -> HttpResponse:
         "account": account,
         "period": account.current_period(),
         "invoices": invoice_list_for_account(account),
-        "subscribed": account.payment_status in SUBSCRIBED,
+        "subscribed": account.payment_status in SUBSCRIBED_STATUSES,
+        "set_by_operator": account_tier_set_by_operator(account),
         "checkout": pending,
         "switch": tier_switch_pending(account),
     }
@@ -95,7 +96,7 @@ def checkout(request: AuthenticatedHttpRequest) -> HttpResponse:
     tiers here instead, from the next whole minute (billing.services.switch)."""
     account = account_ensure(owner=request.user)
     tier = get_object_or_404(Tier, slug=request.POST.get("tier", ""), is_public=True)
-    if account.payment_status in SUBSCRIBED and account.stripe_customer is not None:
+    if account.payment_status in SUBSCRIBED_STATUSES and account.stripe_customer is not None:
         return _switch(request, account, tier)
     try:
         url = checkout_session_create(account=account, tier=tier)

@@ -37,6 +37,9 @@ ALLOWED_HOSTS = env_list(
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 # The address developers reach the portal at; used in emails and Stripe redirect URLs.
 SITE_URL = env_str("SITE_URL", f"http://127.0.0.1:{env_int('PORT', 8000)}").rstrip("/")
+# The name emails greet and sign with; kept in the Site row with SITE_URL's host at each migrate
+# (portal/apps.py site_sync), where allauth's emails read both.
+SITE_NAME = env_str("SITE_NAME", "Meterdesk")
 
 INSTALLED_APPS = [
     # Django's admin with the operators' site: allauth login, TOTP required (portal/admin_site.py).
@@ -204,6 +207,10 @@ ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Meterdesk] "
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
 ACCOUNT_ADAPTER = "portal.adapters.AccountAdapter"
+# Developers are known by their email: signup never asks for a username, so pages and emails
+# name the email allauth would otherwise greet by the username it made up ("Hello jane").
+# https://docs.allauth.org/en/latest/account/templates.html (user_display, ACCOUNT_USER_DISPLAY)
+ACCOUNT_USER_DISPLAY = "allauth.account.utils.user_email"
 # Login and signup are limited by django-ratelimit in config/urls.py; allauth keeps its limits
 # for the flows we do not wrap (password reset, re-sending confirmation).
 ACCOUNT_RATE_LIMITS = {"login": None, "login_failed": None, "signup": None}
@@ -381,8 +388,15 @@ SPECTACULAR_SETTINGS = {
         "`Authorization: Bearer <key>` or `X-API-Key: <key>`.\n\n"
         "**Units.** Each endpoint states its cost in units and the tiers that may call it; "
         "only successful (2xx) calls are billed.\n\n"
+        "**Limits.** Every metered response carries `RateLimit-Policy` and `RateLimit` (IETF "
+        "draft-ietf-httpapi-ratelimit-headers): the `minute` policy is the tier's rate limit in "
+        "units, the `period` policy (where the quota can refuse calls) the billing period's "
+        "units. `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (epoch "
+        "seconds) describe the one closest to refusing: the one with fewer units left, or on a "
+        "refused call the one that refused it (remaining 0, reset when `Retry-After` says).\n\n"
         "**Errors** are `application/problem+json` (RFC 9457): `type` links to an explanation, "
-        "`detail` says what went wrong; 429s carry `Retry-After`."
+        "`detail` says what went wrong; 429s carry `Retry-After`; problems an upgrade solves "
+        "carry the pricing page as `upgrade_url`."
     ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,

@@ -10,6 +10,7 @@ account is being billed for overage or refused, so it always goes.
 """
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -216,14 +217,57 @@ def usage_alerts_run(*, now: datetime | None = None) -> list[UsageAlert]:
     return handled
 
 
-def usage_alert_latest(account: Account, *, now: datetime | None = None) -> UsageAlert | None:
-    """The highest threshold crossed in the current period, for the dashboard's banner (shown
-    whether or not its email went out)."""
-    period_start, _ = account.current_period(now or timezone.now())
-    return (
-        UsageAlert.objects.filter(account=account, period_start=period_start)
-        .order_by("-threshold")
-        .first()
+@dataclass(frozen=True, slots=True)
+class UsageStanding:
+    """Where an account's usage stands against its quota at this moment: the rolled-up minutes
+    and the limiter's live counters, as the usage page counts them. The banners read this, not
+    the last alert sent, which lags by up to the alert job's interval (five minutes)."""
+
+    units: int
+    # The tier's included units plus the operator's credits for the period.
+    included: int
+    bills_overage: bool
+    # Units past the included ones the spend cap pays for; None: no cap.
+    overage_cap: int | None
+    thresholds: list[int]
+    period_end: datetime
+
+    @property
+    def percent(self) -> int:
+        return self.units * 100 // self.included if self.included > 0 else 0
+
+    @property
+    def threshold(self) -> int | None:
+        """The highest alert threshold the usage has crossed; None: none yet."""
+        crossed = [t for t in self.thresholds if self.units * 100 >= t * self.included]
+        return crossed[-1] if crossed and self.included > 0 else None
+
+    @property
+    def refused(self) -> bool:
+        """Whether calls costing units are refused now (the quota of a block tier, or a bill
+        tier's included units plus its spend cap, is spent)."""
+        if self.included <= 0:
+            return False
+        if not self.bills_overage:
+            return self.units >= self.included
+        return self.overage_cap is not None and self.units >= self.included + self.overage_cap
+
+    @property
+    def over_included(self) -> bool:
+        return self.included > 0 and self.units >= self.included
+
+
+def usage_standing(account: Account, *, now: datetime | None = None) -> UsageStanding:
+    """The account's usage in its current period against its quota, live counters included."""
+    period_start, period_end = account.current_period(now or timezone.now())
+    tier = account.tier
+    return UsageStanding(
+        units=period_units(account.pk, period_start, period_end),
+        included=period_included_units(account, period_start),
+        bills_overage=tier.overage_policy == Tier.OveragePolicy.BILL,
+        overage_cap=tier.overage_cap_units(),
+        thresholds=alert_thresholds(tier),
+        period_end=period_end,
     )
 
 

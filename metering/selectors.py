@@ -39,7 +39,7 @@ from redis.exceptions import RedisClusterException, RedisError
 from metering.limiter import get_limiter
 from metering.limiter.base import LimiterUnavailable, UsageCount
 from metering.limiter.redis import RedisLimiter
-from metering.models import QuotaCredit, UsageRollup
+from metering.models import QuotaCredit, RollupBatch, UsageRollup
 from metering.redis_safety import RedisSafety, redis_safety_inspect, redis_safety_unreachable
 from portal.models import Account, ApiKey
 
@@ -218,6 +218,15 @@ def accounts_period_usage(
         )
         for account in accounts
     }
+
+
+def usage_rolled_up_at() -> datetime | None:
+    """When the rollup last applied usage (its newest batch), the moment figures read from the
+    rollups alone (the admin's account list) are as of; None: nothing was ever rolled up.
+
+    Read by primary key, the order batches are written in, so no scan of the table: a run that
+    found nothing to apply writes no batch, and then nothing changed since either."""
+    return RollupBatch.objects.order_by("-pk").values_list("applied_at", flat=True).first()
 
 
 def _units_by_account(rows: QuerySet[UsageRollup] | QuerySet[QuotaCredit]) -> dict[int, int]:

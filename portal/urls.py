@@ -12,6 +12,10 @@ urlpatterns = [
     path("keys/<int:key_id>/revoke/", keys.key_revoke, name="key-revoke"),
     path("keys/<int:key_id>/roll/", keys.key_roll, name="key-roll"),
     path("problems/<slug:slug>/", problems.problem_type, name="problem-type"),
+    # The /healthz checks in words, for people (/healthz stays JSON, for machines).
+    path("status/", pages.status, name="status"),
+    # Browsers ask for /favicon.ico wherever a page names no icon (the admin, JSON answers).
+    path("favicon.ico", pages.favicon, name="favicon"),
     # Prometheus's scrape, behind METRICS_TOKEN (a 404 when it is unset).
     path("metrics", metrics.metrics, name="metrics"),
 ]

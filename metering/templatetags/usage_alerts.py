@@ -2,10 +2,8 @@
 
 from django import template
 
-from billing.models import Tier
-from metering.alerts import ESSENTIAL_FROM_PERCENT, alert_thresholds, usage_alert_latest
+from metering.alerts import ESSENTIAL_FROM_PERCENT, alert_thresholds, usage_standing
 from metering.forms import AlertSettingsForm
-from metering.selectors import period_included_units
 from portal.models import Account
 
 register = template.Library()
@@ -13,16 +11,13 @@ register = template.Library()
 
 @register.inclusion_tag("metering/_usage_alert_banner.html")
 def usage_alert_banner(account: Account) -> dict:
-    """The current period's highest crossed threshold, whether or not its email went out."""
-    alert = usage_alert_latest(account)
-    period_start, period_end = account.current_period()
+    """Where the period's usage stands now, once it crossed an alert threshold or calls are
+    refused: read at render time, whether or not the alert job has run since."""
+    standing = usage_standing(account)
     return {
-        "alert": alert,
         "account": account,
-        "included": period_included_units(account, period_start) if alert else 0,
-        "period_end": period_end,
-        "over": alert is not None and alert.threshold >= ESSENTIAL_FROM_PERCENT,
-        "bills_overage": account.tier.overage_policy == Tier.OveragePolicy.BILL,
+        "standing": standing,
+        "shown": standing.threshold is not None or standing.refused,
     }
 
 

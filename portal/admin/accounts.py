@@ -23,6 +23,7 @@ from metering.selectors import (
     accounts_period_usage,
     period_included_units,
     period_units,
+    usage_rolled_up_at,
 )
 from portal.admin.account_actions import ACCOUNT_ACTIONS
 from portal.admin.actions import admin_action
@@ -173,6 +174,22 @@ class AccountAdmin(WholeKeySearchAdmin):
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return AccountChangeList
+
+    def get_list_display(self, request: HttpRequest) -> list[Any]:
+        """The usage column's header says when the rollups it sums were last written: it
+        counts rolled-up minutes only, so it trails the live counters by a minute or more (or
+        by as long as the rollup has been failing). Built per request, as the time changes."""
+        as_of = usage_rolled_up_at()
+
+        def usage_vs_quota(account: Account) -> str:
+            return self.usage_vs_quota(account)
+
+        usage_vs_quota.short_description = (  # type: ignore[attr-defined]
+            "Usage this period (nothing rolled up yet)"
+            if as_of is None
+            else f"Usage this period, as of {as_of:%Y-%m-%d %H:%M} UTC"
+        )
+        return [usage_vs_quota if name == "usage_vs_quota" else name for name in self.list_display]
 
     @admin.display(description="Email", ordering="owner__email")
     def email(self, account: Account) -> str:

@@ -4,6 +4,7 @@ from rest_framework import exceptions
 from rest_framework.permissions import BasePermission
 
 from portal.api.authentication import ApiKeyMissing
+from portal.api.problems import upgrade_url
 from portal.principal import ApiPrincipal
 from portal.selectors import tier_names_allowing
 
@@ -12,15 +13,17 @@ class ScopeNotAllowed(exceptions.PermissionDenied):
     problem_type = "scope-not-allowed"
 
     def __init__(self, *, scope: str, tier_name: str, allowed_tiers: list[str]):
+        detail = f"The {tier_name} tier does not include this endpoint."
+        extra: dict[str, object] = {"scope": scope, "allowed_tiers": allowed_tiers}
         if allowed_tiers:
+            # Only a tier someone can move to is worth an upgrade link.
             detail = (
-                f"The {tier_name} tier does not include this endpoint; "
-                f"it is available on: {', '.join(allowed_tiers)}."
+                f"The {tier_name} tier does not include this endpoint; it is available on "
+                f"{', '.join(allowed_tiers)}. Upgrade your tier to call it: see upgrade_url."
             )
-        else:
-            detail = f"The {tier_name} tier does not include this endpoint."
+            extra["upgrade_url"] = upgrade_url()
         super().__init__(detail)
-        self.problem_extra = {"scope": scope, "allowed_tiers": allowed_tiers}
+        self.problem_extra = extra
 
 
 class AccountSuspended(exceptions.PermissionDenied):

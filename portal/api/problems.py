@@ -80,7 +80,8 @@ for _type in [
         "Your tier does not include this endpoint",
         403,
         "Endpoints declare a scope; tiers list the scopes they include. The allowed_tiers member "
-        "names the public tiers that may call this endpoint; upgrade on the pricing page.",
+        "names the public tiers that may call this endpoint, and upgrade_url is the pricing "
+        "page, where you can move to one of them.",
     ),
     ProblemType(
         "account-suspended",
@@ -124,8 +125,8 @@ for _type in [
         "rate-limited",
         "Too many requests",
         429,
-        "You are over your tier's rate limit or quota. Wait for the number of seconds in the "
-        "Retry-After header; the RateLimit headers show the current window.",
+        "You are over your tier's rate limit. Wait for the number of seconds in the "
+        "Retry-After header; the RateLimit headers show the limit that refused the call first.",
     ),
     ProblemType(
         "server-error",
@@ -174,6 +175,13 @@ class PayloadTooLarge(exceptions.APIException):
 
 def problem_type_uri(slug: str) -> str:
     return settings.SITE_URL + reverse("portal:problem-type", args=[slug])
+
+
+def upgrade_url() -> str:
+    """The pricing page, where a refused developer picks a tier that allows the call. Problems
+    an upgrade solves carry it as their ``upgrade_url`` member, and their detail, a sentence a
+    client can show as it is, points at that member rather than embedding the URL."""
+    return settings.SITE_URL + reverse("billing:pricing")
 
 
 def problem_body(

@@ -14,6 +14,7 @@ from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
 from portal.api.problems import PROBLEM_CONTENT_TYPE
+from portal.keys.format import key_start
 from portal.selectors import tier_names_allowing
 
 BODY_METHODS = {"POST", "PUT", "PATCH"}
@@ -46,6 +47,11 @@ class ProblemSerializer(serializers.Serializer):
         help_text="403 scope-not-allowed: the public tiers that include this endpoint.",
     )
     limit = serializers.IntegerField(required=False, help_text="413: the most bytes allowed.")
+    upgrade_url = serializers.URLField(
+        required=False,
+        help_text="403 scope-not-allowed, 403 cost-above-burst, 429 quota-exceeded: the pricing "
+        "page, where a tier that allows the call can be chosen.",
+    )
 
 
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
@@ -57,15 +63,17 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
         return [{"ApiKeyBearer": []}, {"ApiKeyHeader": []}]
 
     def get_security_definition(self, auto_schema):
+        # The start this install's keys have (mdk_test_ unless Stripe is in live mode).
+        start = key_start()
         how = (
-            "An API key from the portal's API keys page, e.g. mdk_live_ab12cd34_<32 characters>. "
+            f"An API key from the portal's API keys page, e.g. {start}ab12cd34_<32 characters>. "
             "Keys are shown once when created; revoked keys stop working within seconds."
         )
         return [
             {
                 "type": "http",
                 "scheme": "bearer",
-                "bearerFormat": "mdk_live_<8 chars>_<32 chars>",
+                "bearerFormat": f"{start}<8 chars>_<32 chars>",
                 "description": f"Authorization: Bearer <key>. {how}",
             },
             {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": how},

@@ -14,15 +14,13 @@ request is fine, the account has spent what it may until then, and the ``"period
 import math
 from datetime import UTC
 
-from django.conf import settings
-from django.urls import reverse
 from rest_framework import status
 from rest_framework.exceptions import APIException, PermissionDenied, Throttled
 from rest_framework.throttling import BaseThrottle
 
 from metering.hotpath import BILLABLE_STATUSES, admit
 from metering.limiter.base import Decision, LimiterUnavailable, Outcome
-from portal.api.problems import ProblemType, register_problem_type
+from portal.api.problems import ProblemType, register_problem_type, upgrade_url
 from portal.keys.cache import key_cache
 from portal.principal import ApiPrincipal
 
@@ -33,8 +31,9 @@ register_problem_type(
         429,
         "The account has used the units its tier allows this billing period (on a paid tier "
         "with a spend cap: the included units and the overage the cap pays for). Calls are "
-        "refused until the period ends, which Retry-After counts down in seconds; upgrade on "
-        "the pricing page (upgrade_url) to continue now.",
+        "refused until the period ends, which Retry-After counts down in seconds; the RateLimit "
+        "headers describe the period's quota first. To continue now, upgrade on the pricing "
+        "page (the upgrade_url member).",
     )
 )
 register_problem_type(
@@ -43,13 +42,10 @@ register_problem_type(
         "This endpoint costs more than your tier may spend at once",
         403,
         "The endpoint's cost in units is larger than the tier's burst, so no amount of waiting "
-        "would let the call through. Upgrade to a tier with a larger rate limit.",
+        "would let the call through. Upgrade to a tier with a larger rate limit on the pricing "
+        "page (the upgrade_url member).",
     )
 )
-
-
-def upgrade_url() -> str:
-    return settings.SITE_URL + reverse("billing:pricing")
 
 
 class _Refused(Throttled):
@@ -95,16 +91,21 @@ class QuotaExceeded(_Refused):
         limit = policy.quota_limit
         period_end = policy.period_end.astimezone(UTC)
         if policy.overage_policy == "block":
-            why = f"{decision.quota_used} of the {policy.quota} units included this period are used"
+            what = (
+                f"This billing period's quota is used up: {decision.quota_used:,} of the "
+                f"{policy.quota:,} units it includes are spent"
+            )
         else:
-            why = (
-                f"{decision.quota_used} units are used this period, the {policy.quota} included "
-                f"and the {policy.overage_cap} your spend cap pays for"
+            what = (
+                f"This billing period's spend cap is reached: {decision.quota_used:,} units are "
+                f"spent, the {policy.quota:,} included and the {policy.overage_cap or 0:,} of "
+                "overage your spend cap pays for"
             )
         super().__init__(
             detail=(
-                f"quota exceeded, upgrade at {upgrade_url()} — {why}, and this call costs "
-                f"{decision.cost}. The quota renews on {period_end:%Y-%m-%d %H:%M} UTC."
+                f"{what}, and this call costs {decision.cost}. Calls are refused until the "
+                f"period renews on {period_end:%Y-%m-%d %H:%M} UTC (see Retry-After). "
+                "Upgrade your tier to keep calling before then: see upgrade_url."
             ),
             wait=decision.retry_after,
             problem_extra={
@@ -131,7 +132,7 @@ class CostAboveBurst(PermissionDenied):
         super().__init__(
             detail=(
                 f"This endpoint costs {cost} units, more than the {burst} your tier may spend "
-                f"at once; upgrade at {upgrade_url()}."
+                "at once. Upgrade to a tier with a larger rate limit to call it: see upgrade_url."
             )
         )
         self.problem_extra = {"cost": cost, "burst": burst, "upgrade_url": upgrade_url()}

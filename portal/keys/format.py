@@ -16,9 +16,14 @@ PREFIX_ALPHABET = string.ascii_lowercase + string.digits
 SECRET_ALPHABET = string.ascii_letters + string.digits
 
 
+def key_start() -> str:
+    """How every key this install issues starts: ``mdk_live_`` when Stripe runs in live mode,
+    else ``mdk_test_`` (the docs' examples show the same)."""
+    return "mdk_live_" if settings.STRIPE_LIVE_MODE else "mdk_test_"
+
+
 def new_prefix() -> str:
-    mode = "live" if settings.STRIPE_LIVE_MODE else "test"
-    return f"mdk_{mode}_" + "".join(secrets.choice(PREFIX_ALPHABET) for _ in range(8))
+    return key_start() + "".join(secrets.choice(PREFIX_ALPHABET) for _ in range(8))
 
 
 def new_secret() -> str:

@@ -1,15 +1,19 @@
-"""Developer-facing pages that are not about keys, usage or billing, and the health probe."""
+"""Developer-facing pages that are not about keys, usage or billing, and the health checks:
+``/healthz`` (JSON, for load balancers and monitoring) and ``/status/`` (the same, in words)."""
+
+from dataclasses import dataclass
 
 import redis
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from billing.selectors import tier_list_public
+from billing.selectors import account_tier_set_by_operator, tier_list_public
 from metering.selectors import metering_redis_safety
 from portal.principal import AuthenticatedHttpRequest
 from portal.services import account_ensure
@@ -24,7 +28,18 @@ def home(request: HttpRequest) -> HttpResponse:
 @login_required
 def dashboard(request: AuthenticatedHttpRequest) -> HttpResponse:
     account = account_ensure(owner=request.user)
-    return render(request, "portal/dashboard.html", {"account": account})
+    return render(
+        request,
+        "portal/dashboard.html",
+        {"account": account, "set_by_operator": account_tier_set_by_operator(account)},
+    )
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponsePermanentRedirect:
+    """Browsers ask for /favicon.ico wherever a page names no icon (the admin's pages, JSON
+    answers): the one icon, which every page of ours links itself."""
+    return HttpResponsePermanentRedirect(static("img/favicon.svg"))
 
 
 def rate_limited(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
@@ -49,8 +64,61 @@ def healthz(request: HttpRequest) -> JsonResponse:
     does not, ``findings.metering_redis`` lists the short codes (``no-persistence``,
     ``eviction-policy``, ``slots-uncovered``...; ``metering.redis_safety``), and it stays 200.
     """
+    health = _health()
+    body: dict[str, object] = {"checks": health.checks}
+    if health.findings:
+        body["findings"] = health.findings
+    return JsonResponse(
+        {"status": "ok" if health.healthy else "error", **body},
+        status=200 if health.healthy else 503,
+    )
+
+
+# What each check is about, and what its answers mean, for people (the status page).
+CHECK_NAMES = {
+    "database": "Database",
+    "redis": "Cache and job queue (Redis)",
+    "metering_redis": "Usage metering (Redis)",
+}
+CHECK_WORDS = {
+    "ok": "Working",
+    "unsafe": "Working, but configured so that it could lose usage data",
+    "unknown": "Working; its configuration could not be read",
+}
+
+
+@require_GET
+@never_cache
+def status(request: HttpRequest) -> HttpResponse:
+    """The /healthz checks in words, for the footer's Status link (machines keep /healthz)."""
+    health = _health()
+    rows = [
+        {
+            "name": CHECK_NAMES.get(name, name),
+            "ok": value in _SERVING,
+            "words": CHECK_WORDS.get(value, "Not answering"),
+            "findings": health.findings.get(name, []),
+        }
+        for name, value in health.checks.items()
+    ]
+    return render(request, "portal/status.html", {"healthy": health.healthy, "rows": rows})
+
+
+@dataclass(frozen=True, slots=True)
+class _Health:
+    # Check name -> "ok", "unsafe", "unknown" or "error: <exception class>".
+    checks: dict[str, str]
+    # Check name -> short codes of what is unsafe (metering.redis_safety).
+    findings: dict[str, list[str]]
+
+    @property
+    def healthy(self) -> bool:
+        return all(value in _SERVING for value in self.checks.values())
+
+
+def _health() -> _Health:
     checks: dict[str, str] = {}
-    body: dict[str, object] = {"checks": checks}
+    findings: dict[str, list[str]] = {}
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -67,11 +135,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
             f"error: {safety.error.partition(':')[0]}" if safety.error else safety.status
         )
         if safety.codes:
-            body["findings"] = {"metering_redis": safety.codes}
-    healthy = all(value in _SERVING for value in checks.values())
-    return JsonResponse(
-        {"status": "ok" if healthy else "error", **body}, status=200 if healthy else 503
-    )
+            findings["metering_redis"] = list(safety.codes)
+    return _Health(checks=checks, findings=findings)
 
 
 def _redis_status(url: str) -> str:

@@ -118,7 +118,8 @@ def test_sign_up_use_run_out_upgrade_and_pay_for_what_was_used(
     [refused] = call(portal, secret, 1)
     assert refused.status_code == 429
     assert refused.headers["Content-Type"].startswith("application/problem+json")
-    assert "quota exceeded, upgrade at" in refused.json()["detail"]
+    assert refused.json()["detail"].startswith("This billing period's quota is used up")
+    assert refused.json()["upgrade_url"].endswith("/pricing/")
     assert int(refused.headers["Retry-After"]) > 0
 
     # The jobs: rollup, then alerts, which email the developer and show on the dashboard.

@@ -71,7 +71,10 @@ def test_block_tier_past_its_quota_is_told_to_upgrade(api_key, call, settings):
     assert statuses == [200, 200, 200]
     assert refused.status_code == 429
     body = refused.json()
-    assert body["detail"].startswith(f"quota exceeded, upgrade at {settings.SITE_URL}/pricing/")
+    assert body["detail"].startswith("This billing period's quota is used up: 3 of the 3 units")
+    assert body["detail"].endswith(
+        "Upgrade your tier to keep calling before then: see upgrade_url."
+    )
     assert body["type"].endswith("/quota-exceeded/")
     assert body["upgrade_url"] == f"{settings.SITE_URL}/pricing/"
     assert (body["limit"], body["used"], body["policy"]) == (3, 3, "period")
@@ -117,8 +120,7 @@ def test_bill_tier_stops_at_its_spend_cap(call, settings):
     refused = call(key, "/v1/test/lookup").json()
 
     assert statuses == [200, 200, 200, 200, 429]
-    assert refused["detail"].startswith("quota exceeded, upgrade at")
-    assert "spend cap" in refused["detail"]
+    assert refused["detail"].startswith("This billing period's spend cap is reached: 4 units")
     assert (refused["limit"], refused["overage_policy"]) == (4, Tier.OveragePolicy.BILL)
 
 

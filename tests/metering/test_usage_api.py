@@ -83,7 +83,11 @@ def test_usage_costs_no_units_and_carries_the_rate_limit_headers(client, key):
     response = get(client, key)
 
     assert response.status_code == 200
-    assert response["RateLimit"].startswith('"minute";r=600;')
+    # Nothing spent: 600 of the minute's units and all 100 of the period's are left, and the
+    # period, with fewer left, is the binding limit the headers lead with.
+    assert response["RateLimit"].startswith('"period";r=100;')
+    assert '"minute";r=600;' in response["RateLimit"]
+    assert (response["X-RateLimit-Limit"], response["X-RateLimit-Remaining"]) == ("100", "100")
     assert get_limiter().quota_used(key.account_id, _policy(key)) == 0
 
 

@@ -104,10 +104,14 @@ def test_serve_warns_when_bound_beyond_the_loopback(monkeypatch, settings, host,
     settings.REDIS_URL = ""
     settings.STRIPE_USE_EMULATOR = False
     ran: list[str] = []
+    # The server is Django's runserver, passed as the command object that prints serve's banner.
     monkeypatch.setattr(
-        "portal.management.commands.serve.call_command", lambda name, *a, **k: ran.append(name)
+        "portal.management.commands.serve.call_command",
+        lambda name, *a, **k: ran.append(name if isinstance(name, str) else "runserver"),
     )
     monkeypatch.setattr("portal.management.commands.serve.signal.signal", lambda *a: None)
+    # Logger levels are the process's: not this test's to change for the tests after it.
+    monkeypatch.setattr("portal.management.commands.serve.quiet_routine_logs", lambda: None)
     stderr = io.StringIO()
 
     call_command(

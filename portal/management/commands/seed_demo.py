@@ -35,7 +35,7 @@ DEMO_TIERS = [
     {
         "slug": "enterprise",
         "name": "Enterprise",
-        "description": "High volume with a spend cap you choose and priority support.",
+        "description": "High volume with a monthly spend cap and priority support.",
         "base_price_cents": 49_900,
         "included_units": 2_000_000,
         "rate_limit_per_minute": 6_000,
@@ -56,8 +56,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--no-stripe", action="store_true", help="Do not push tiers to Stripe.")
+        parser.add_argument(
+            "--no-logins",
+            action="store_true",
+            help="Do not print the demo logins (serve prints them beside the portal's URL).",
+        )
 
-    def handle(self, *args, no_stripe: bool, **options):
+    def handle(self, *args, no_stripe: bool, no_logins: bool = False, **options):
         if settings.PRODUCTION:
             raise CommandError(
                 "seed_demo creates well-known passwords; it refuses to run in production."
@@ -72,6 +77,8 @@ class Command(BaseCommand):
         if not no_stripe:
             call_command("sync_tiers", stdout=self.stdout)
             call_command("create_webhook_endpoint", stdout=self.stdout)
+        if no_logins:
+            return
         site = settings.SITE_URL
         self.stdout.write(self.style.SUCCESS("Demo logins:"))
         self.stdout.write(
