@@ -131,11 +131,18 @@ class BenchServer:
     extra_env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     database_url: str = ""
+    # Metrics as production keeps them under gunicorn (docs/deploy.md, "Metrics"): in files of
+    # an empty PROMETHEUS_MULTIPROC_DIR, one per worker, which every count writes to.
+    multiprocess_metrics: bool = False
 
     def __post_init__(self):
         self.scratch = Path(tempfile.mkdtemp(prefix="mdk-bench-"))
         if not self.database_url:
             self.database_url = f"sqlite:///{self.scratch / 'bench.sqlite3'}"
+        metrics_env = {}
+        if self.multiprocess_metrics:
+            (self.scratch / "prometheus").mkdir()
+            metrics_env["PROMETHEUS_MULTIPROC_DIR"] = str(self.scratch / "prometheus")
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": self.settings_module,
@@ -145,6 +152,7 @@ class BenchServer:
             "LOG_LEVEL": "WARNING",
             # No collected static files in a checkout; WhiteNoise would warn once per worker.
             "PYTHONWARNINGS": "ignore::UserWarning",
+            **metrics_env,
             **self.extra_env,
         }
         self.process: subprocess.Popen | None = None

@@ -1,6 +1,9 @@
 """URLs of bench/api_auth.py and bench/hotpath.py only, never routed in production: the shipped
 API plus the lookup endpoint stripped down (the baseline), with a Redis PING, and throttled by
-DRF's own SimpleRateThrottle instead of the metering limiter (the comparison for exactness)."""
+DRF's own SimpleRateThrottle instead of the metering limiter (the comparison for exactness).
+
+The ``v1/bench/`` copies sit under the API's prefix, so they take the middleware an API request
+takes (``portal/api/middleware.py``); the ``bench/`` ones take the whole chain a page takes."""
 
 from django.urls import include, path
 from rest_framework.throttling import SimpleRateThrottle
@@ -54,8 +57,13 @@ class DrfThrottledLookupView(LookupView):
 urlpatterns = [
     path("bench/full", LookupView.as_view()),
     path("bench/bare", BareLookupView.as_view()),
+    path("bench/nocsp/bare", BareLookupView.as_view()),
     path("bench/auth", AuthOnlyLookupView.as_view()),
     path("bench/ping", AuthPingLookupView.as_view()),
     path("bench/drf", DrfThrottledLookupView.as_view()),
+    # Before config.urls, whose /v1/ catch-all would answer these with a 404.
+    path("v1/bench/bare", BareLookupView.as_view()),
+    path("v1/bench/auth", AuthOnlyLookupView.as_view()),
+    path("v1/bench/ping", AuthPingLookupView.as_view()),
     path("", include("config.urls")),
 ]

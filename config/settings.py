@@ -71,11 +71,13 @@ MIDDLEWARE = [
     # Inside WhiteNoise (static files need no policy), outside everything that may answer a
     # request itself (CSRF failures, the 429 page), so every page gets the header.
     "portal.csp.ContentSecurityPolicyMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Django's session, authentication and messages middleware, skipped for /v1/ requests,
+    # which use none of them (portal/api/middleware.py).
+    "portal.api.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "portal.api.middleware.AuthenticationMiddleware",
+    "portal.api.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "django_ratelimit.middleware.RatelimitMiddleware",

@@ -63,15 +63,18 @@ _log_unavailable = _Throttled(interval=10.0)
 _log_late_give_back = _Throttled(interval=10.0)
 
 
-# id(principal) -> (principal, its policy). The key cache hands out the same principal object
-# for as long as it keeps a key, so the policy is built once per key and cache period; the
-# identity check makes a reused id harmless. Bounded: cleared when it grows past the key cache.
+# key id -> (the principal last seen for the key, its policy). The key cache hands out the same
+# principal object for as long as it keeps a key, so the policy is built once per key and cache
+# period; a key's next principal replaces its entry. Keyed by the key, not by the principal's
+# id: an entry per principal kept every principal the key cache had dropped (a new one per key
+# every API_KEY_CACHE_SECONDS) until 20,000 of them, about 20 MB of each worker's memory
+# (bench/soak.py measured the growth). Bounded all the same: cleared past the key cache's size.
 _policies: dict[int, tuple[ApiPrincipal, Policy]] = {}
 _POLICIES_MAX = 20_000
 
 
 def policy_for(principal: ApiPrincipal) -> Policy:
-    cached = _policies.get(id(principal))
+    cached = _policies.get(principal.key_id)
     if cached is not None and cached[0] is principal:
         return cached[1]
     policy = Policy(
@@ -85,7 +88,7 @@ def policy_for(principal: ApiPrincipal) -> Policy:
     )
     if len(_policies) >= _POLICIES_MAX:
         _policies.clear()
-    _policies[id(principal)] = (principal, policy)
+    _policies[principal.key_id] = (principal, policy)
     return policy
 
 
