@@ -234,7 +234,7 @@ def _stripe_row(
 def _metered_lines(
     client: stripe.StripeClient, customer_id: str, start: datetime, end: datetime
 ) -> list[tuple[dict, dict]]:
-    """(invoice, line) for each metered line billing usage inside [start, end): the lines of
+    """(invoice, line) for each metered line billing usage of [start, end): the lines of
     a subscription's metered price, whose ``period`` is the subscription period they bill (The
     Invoice Line Item object, https://docs.stripe.com/api/invoice-line-item/object), and the
     usage invoice items a price switch leaves (flexible billing mode)."""
@@ -249,7 +249,11 @@ def _metered_lines(
         for line in lines.auto_paging_iter():
             data = as_dict(line)
             period = data.get("period") or {}
-            if not (begin <= period.get("start", 0) and period.get("end", 0) <= finish):
+            # Overlap, not containment: an account whose paid period Stripe started on a whole
+            # minute begins one second after it (billing.services.subscriptions), so the line
+            # billing that period starts a second before ``begin``. The neighbouring periods'
+            # lines only touch [begin, finish) at an end and do not overlap it.
+            if not (period.get("start", 0) < finish and period.get("end", 0) > begin):
                 continue
             price_id = ((data.get("pricing") or {}).get("price_details") or {}).get("price")
             if not price_id:

@@ -20,7 +20,22 @@ from tests.usage_reporting import hour_floor, stripe_subscription_started, strip
 stripe_api = billing_fixtures.stripe_api
 catalog = billing_fixtures.catalog
 webhooks = billing_fixtures.webhooks
-subscribed = billing_fixtures.subscribed
+
+
+@pytest.fixture(params=[17, 0], ids=["mid-minute start", "whole-minute start"])
+def subscribed(request, owner_client, account, catalog, webhooks):
+    """The owner subscribed to Pro through Checkout, at a chosen second of the emulator's
+    minute. A paid period Stripe starts on a whole minute makes the account's period start one
+    second later (billing.services.subscriptions: that second's free calls stay free), so the
+    audit's period and the invoice line's no longer begin at the same second."""
+    emulator = webhooks.emulator
+    emulator.advance_clock(to=(int(emulator.now) // 60 + 1) * 60 + request.param)
+    billing_fixtures.checkout_and_pay(owner_client, catalog.pro)
+    webhooks.deliver()
+    account.refresh_from_db()
+    assert account.tier == catalog.pro
+    return account
+
 
 pytestmark = pytest.mark.django_db
 
