@@ -10,9 +10,6 @@ wiring is read in a fresh interpreter, as the web and worker processes read it.
 
 import json
 import logging
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,8 +40,8 @@ from portal.observability.errors import (
     sentry_event_scrub,
     sentry_init,
 )
+from tests.fresh_process import run_with_settings
 
-ROOT = Path(__file__).resolve().parents[2]
 EMAIL = "dev.person+tag@example.com"
 STRIPE_SECRET = "sk_live_51Habcdefghijklmnopqrstuvwx"
 WEBHOOK_SECRET = "whsec_0123456789abcdefABCDEF"
@@ -185,19 +182,11 @@ print(json.dumps({
 
 
 def read_wiring(tmp_path: Path, **env: str) -> dict[str, Any]:
-    clean = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("SENTRY_") and key not in ("ADMINS", "PRODUCTION", "DEBUG")
-    }
-    clean.update(DJANGO_SETTINGS_MODULE="config.settings", VAR_DIR=str(tmp_path), **env)
-    result = subprocess.run(
-        [sys.executable, "-c", READ_WIRING],
-        cwd=ROOT,
-        env=clean,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = run_with_settings(
+        READ_WIRING,
+        tmp_path,
+        drop=lambda key: key.startswith("SENTRY_") or key in ("ADMINS", "PRODUCTION", "DEBUG"),
+        **env,
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])

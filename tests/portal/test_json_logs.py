@@ -6,7 +6,6 @@ The settings are read in a fresh interpreter, as the web and worker processes re
 
 import json
 import logging
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,8 +14,7 @@ import pytest
 from django.test import RequestFactory
 
 from portal.observability.logs import JsonLogFormatter
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.fresh_process import run_with_settings
 
 LOG_SOME_LINES = """
 import logging, django
@@ -31,16 +29,7 @@ except ValueError:
 
 
 def run_logging(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
-    clean = {key: value for key, value in os.environ.items() if key != "LOG_FORMAT"}
-    clean.update(DJANGO_SETTINGS_MODULE="config.settings", VAR_DIR=str(tmp_path), **env)
-    return subprocess.run(
-        [sys.executable, "-c", LOG_SOME_LINES],
-        cwd=ROOT,
-        env=clean,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_with_settings(LOG_SOME_LINES, tmp_path, drop=lambda key: key == "LOG_FORMAT", **env)
 
 
 def test_json_logs_are_one_object_per_line(tmp_path):
@@ -126,15 +115,8 @@ logging.getLogger("celery.app.trace").error("Task metering.tasks.rollup_usage[1]
 
 
 def test_a_celery_worker_logs_as_the_web_does(tmp_path):
-    clean = {key: value for key, value in os.environ.items() if key != "LOG_FORMAT"}
-    clean.update(DJANGO_SETTINGS_MODULE="config.settings", VAR_DIR=str(tmp_path), LOG_FORMAT="json")
-    result = subprocess.run(
-        [sys.executable, "-c", WORKER_LOGS],
-        cwd=ROOT,
-        env=clean,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = run_with_settings(
+        WORKER_LOGS, tmp_path, drop=lambda key: key == "LOG_FORMAT", LOG_FORMAT="json"
     )
 
     assert result.returncode == 0, result.stderr

@@ -5,10 +5,8 @@ refuses to start without SECRET_KEY.
 
 Settings are read in a fresh interpreter, as ``make run`` and the workers read them."""
 
-import os
 import stat
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,27 +14,16 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from config.secret_key import secret_key_read_or_create
+from tests.fresh_process import run_with_settings
 
-ROOT = Path(__file__).resolve().parents[2]
 PRINT_KEY = "from django.conf import settings; print(settings.SECRET_KEY)"
 # The key every install used to share.
 OLD_SHARED_KEY = "dev-insecure-meterdesk-key-never-use-in-production-0123456789abcdef"
 
 
 def _settings_key(var_dir: Path, **env: str) -> subprocess.CompletedProcess:
-    clean = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("SECRET_KEY", "PRODUCTION", "DEBUG")
-    }
-    clean.update(DJANGO_SETTINGS_MODULE="config.settings", VAR_DIR=str(var_dir), **env)
-    return subprocess.run(
-        [sys.executable, "-c", PRINT_KEY],
-        cwd=ROOT,
-        env=clean,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    return run_with_settings(
+        PRINT_KEY, var_dir, drop=lambda key: key in ("SECRET_KEY", "PRODUCTION", "DEBUG"), **env
     )
 
 
