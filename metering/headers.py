@@ -97,16 +97,14 @@ def binding_limit(decision: Decision, limits: list[AdvertisedLimit]) -> Advertis
 
 
 def rate_limit_headers(decision: Decision) -> dict[str, str]:
-    limits = advertised_limits(decision)
-    headers = {
-        "RateLimit-Policy": ", ".join(
-            f'"{item.name}";q={item.quota};w={item.window_seconds}' for item in limits
-        )
-    }
+    # Formatted once per policy (``Policy.rate_limit_policy``): the same items, in the same
+    # order, as ``advertised_limits`` lists them.
+    headers = {"RateLimit-Policy": decision.policy.rate_limit_policy}
     if decision.outcome == Outcome.UNMETERED:
         # The limiter did not answer (fail open): the policy stands, the counts are unknown.
         headers["X-RateLimit-Limit"] = str(decision.policy.burst)
         return headers
+    limits = advertised_limits(decision)
     binding = binding_limit(decision, limits)
     ordered = [binding, *(item for item in limits if item is not binding)]
     headers["RateLimit"] = ", ".join(

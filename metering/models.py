@@ -26,7 +26,9 @@ class RollupBatch(models.Model):
 
 
 class UsageRollup(models.Model):
-    """Units and requests of one account, key and endpoint in one minute."""
+    """Units and requests of one account, key and endpoint in one minute, and beside them the
+    calls refused (by reason) and the errors of that minute. Only ``units`` is billed: the
+    reporter sums it alone; the other counts are what the developer sees of failed calls."""
 
     account = models.ForeignKey(
         "portal.Account", on_delete=models.CASCADE, related_name="usage_rollups"
@@ -39,6 +41,14 @@ class UsageRollup(models.Model):
     minute = models.DateTimeField()
     units = models.BigIntegerField(default=0)
     requests = models.BigIntegerField(default=0)
+    # Calls refused with a 429 (never billed): by the rate limit, by the period's quota (a
+    # block tier's included units and credits), by the spend cap (a bill tier with a cap).
+    refused_rate = models.PositiveBigIntegerField(default=0)
+    refused_quota = models.PositiveBigIntegerField(default=0)
+    refused_cap = models.PositiveBigIntegerField(default=0)
+    # Calls admitted but answered with a status the endpoint does not bill (4xx, 5xx, an
+    # upstream's failure): their units were given back; not counted in ``requests``.
+    errors = models.PositiveBigIntegerField(default=0)
     # The report that carried these units to Stripe; None: not reported (yet, or free tier).
     meter_report = models.ForeignKey(
         "billing.MeterReport",

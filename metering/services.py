@@ -122,13 +122,18 @@ def _apply(drained: dict[Bucket, list[UsageCount]], result: RollupResult) -> Non
             )
             continue
         # A deleted key's usage still belongs to the account, under no key (one row per endpoint).
-        merged: dict[tuple[int | None, str], list[int]] = defaultdict(lambda: [0, 0])
+        merged: dict[tuple[int | None, str], list[int]] = defaultdict(lambda: [0] * 6)
         for count in counts:
             cell = merged[(count.key_id if count.key_id in keys else None, count.endpoint)]
             cell[0] += count.units
             cell[1] += count.requests
+            cell[2] += count.refused_rate
+            cell[3] += count.refused_quota
+            cell[4] += count.refused_cap
+            cell[5] += count.errors
         minute = datetime.fromtimestamp(bucket.minute, UTC)
-        for (key_id, endpoint), (units, requests) in merged.items():
+        for (key_id, endpoint), cell in merged.items():
+            units, requests, *failed = cell
             if units < 0 or requests < 0:
                 logger.error(
                     "Negative usage in %s (%s): %d units, %d requests; stored as 0",
@@ -138,7 +143,8 @@ def _apply(drained: dict[Bucket, list[UsageCount]], result: RollupResult) -> Non
                     requests,
                 )
                 units, requests = max(0, units), max(0, requests)
-            if not units and not requests:
+            refused_rate, refused_quota, refused_cap, errors = (max(0, n) for n in failed)
+            if not (units or requests or refused_rate or refused_quota or refused_cap or errors):
                 continue
             rows.append(
                 UsageRollup(
@@ -148,6 +154,10 @@ def _apply(drained: dict[Bucket, list[UsageCount]], result: RollupResult) -> Non
                     minute=minute,
                     units=units,
                     requests=requests,
+                    refused_rate=refused_rate,
+                    refused_quota=refused_quota,
+                    refused_cap=refused_cap,
+                    errors=errors,
                 )
             )
             applied["rows"] += 1

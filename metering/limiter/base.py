@@ -1,11 +1,17 @@
-"""The limiter's interface: one atomic ``hit`` per request, one ``give_back`` per non-billable one.
+"""The limiter's interface: one atomic ``hit`` per request, at most one ``settle`` after it.
 
 A backend keeps three kinds of state per account, all under the account's Redis hash tag:
 
 - the rate limiter's theoretical arrival time (GCRA, see docs/architecture.md);
 - the units spent this billing period (the quota counter);
-- usage counters per minute: units and requests per (key, endpoint), drained into
-  ``UsageRollup`` rows by the rollup job.
+- usage counters per minute, per (key, endpoint): units and requests billed, calls refused by
+  the rate limit, by the quota and by the spend cap, and errors (admitted calls answered with a
+  status that is not billed), drained into ``UsageRollup`` rows by the rollup job.
+
+A call is admitted reserving its endpoint's maximum cost; ``settle`` then keeps the units it
+actually cost and gives the rest back, once: the hit's request token names the call in the
+backend, and a settle repeated (a retry, a second ``POST /v1/keys/settle``) finds the first
+one's record and changes nothing.
 
 Every method takes and returns plain data (ids, ints, strings), so the same tests run against
 both backends and nothing here touches the database.
@@ -24,6 +30,21 @@ MICROS = 1_000_000
 
 # What a call is billed for unless its endpoint says otherwise: any 2xx.
 BILLABLE_STATUSES = range(200, 300)
+
+# How long a backend remembers an admitted call's token (and whether it was settled), from the
+# start of its usage minute: until the rollup may drain that minute (the minute's 60 s plus
+# metering.services.ROLLUP_GRACE_SECONDS, 120). A settle after that finds the minute sealed or
+# the token gone and gives nothing back: the units stay billed, never given back twice.
+TOKEN_SECONDS = 180
+
+# The kinds of counter in a minute's usage hash, each named "<kind>:<key id>:<endpoint>".
+UNITS = "u"
+REQUESTS = "r"
+REFUSED_RATE = "l"
+REFUSED_QUOTA = "q"
+REFUSED_CAP = "c"
+ERRORS = "e"
+_COUNT_SLOTS = {UNITS: 0, REQUESTS: 1, REFUSED_RATE: 2, REFUSED_QUOTA: 3, REFUSED_CAP: 4, ERRORS: 5}
 
 
 class LimiterUnavailable(Exception):
@@ -75,6 +96,10 @@ class Policy:
     # a period (or a subscription) starts holds only the previous period's usage, and every
     # reader can split periods at their exact start: rollups are per minute, periods are not.
     first_minute: int = field(init=False)
+    # The RateLimit-Policy header's value (metering/headers.py): it depends on these figures
+    # alone, so it is formatted once per policy, which the hot path keeps per key, not once
+    # per response.
+    rate_limit_policy: str = field(init=False)
 
     def __post_init__(self):
         interval = math.ceil(RATE_WINDOW_SECONDS * MICROS / self.rate_per_minute)
@@ -90,6 +115,13 @@ class Policy:
         object.__setattr__(self, "period_key", int(self.period_start.timestamp()))
         object.__setattr__(self, "period_end_epoch", self.period_end.timestamp())
         object.__setattr__(self, "first_minute", ceil_minute(self.period_start.timestamp()))
+        # Draft 11 syntax, the minute then the period (when the quota can refuse a call): see
+        # metering/headers.py for what q and w say.
+        advertised = [f'"minute";q={self.burst};w={self.burst_window_seconds}']
+        if limit is not None:
+            period_seconds = int((self.period_end - self.period_start).total_seconds())
+            advertised.append(f'"period";q={limit};w={period_seconds}')
+        object.__setattr__(self, "rate_limit_policy", ", ".join(advertised))
 
 
 @dataclass(slots=True)
@@ -116,9 +148,13 @@ class Decision:
     minute: int = 0
     # Status codes the view bills; anything else is given back.
     billable_statuses: Iterable[int] = BILLABLE_STATUSES
+    # Names this admitted call in the backend until it is settled (see ``Reservation``).
+    token: str = ""
     # Set once the response went through ``metering.hotpath.settle``.
     settled: bool = False
     given_back: bool = False
+    # Units billed once settled (0..cost); None: not settled yet.
+    units: int | None = None
 
     @property
     def admitted(self) -> bool:
@@ -128,15 +164,69 @@ class Decision:
     def counted(self) -> bool:
         return self.outcome == Outcome.ADMITTED
 
+    @property
+    def reservation(self) -> "Reservation":
+        return Reservation(
+            account_id=self.account_id,
+            key_id=self.key_id,
+            endpoint=self.endpoint,
+            cost=self.cost,
+            minute=self.minute,
+            token=self.token,
+            period_key=self.policy.period_key,
+            interval_us=self.policy.interval_us,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """What ``settle`` needs of an admitted call: where its units were counted and its token.
+    Plain data, so a call admitted by one process (``POST /v1/keys/verify``) can be settled by
+    another (``POST /v1/keys/settle``)."""
+
+    account_id: int
+    key_id: int
+    endpoint: str
+    # Units reserved when the call was admitted (the endpoint's maximum cost).
+    cost: int
+    minute: int
+    token: str
+    # The quota counter's period and the unit interval the rate window was advanced by.
+    period_key: int
+    interval_us: int
+
+
+class Settlement(enum.StrEnum):
+    # The units past what the call kept were given back now.
+    SETTLED = "settled"
+    # Settled before: nothing changed; the figures are the first settle's.
+    REPEATED = "repeated"
+    # The minute was rolled up (or the token forgotten, TOKEN_SECONDS): nothing given back.
+    LATE = "late"
+
+
+@dataclass(frozen=True, slots=True)
+class SettleResult:
+    settlement: Settlement
+    # Units given back (by this settle, or by the first one when REPEATED).
+    given_back: int
+    # The call was settled as an error (not billable: every unit and its request given back).
+    error: bool
+
 
 @dataclass(frozen=True, slots=True)
 class UsageCount:
-    """Units and requests of one key on one endpoint in one minute."""
+    """Units and requests of one key on one endpoint in one minute, and the calls refused
+    (by the rate limit, the quota, the spend cap) and admitted but answered with an error."""
 
     key_id: int
     endpoint: str
     units: int
     requests: int
+    refused_rate: int = 0
+    refused_quota: int = 0
+    refused_cap: int = 0
+    errors: int = 0
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -165,22 +255,52 @@ def usage_minute(epoch_seconds: float, policy: "Policy") -> int:
     return max(minute_of(epoch_seconds), policy.first_minute)
 
 
+def usage_suffix(key_id: int, endpoint: str) -> str:
+    """What every counter of one key on one endpoint ends with (the scripts add the kind)."""
+    return f"{key_id}:{endpoint}"
+
+
 def usage_field(kind: str, key_id: int, endpoint: str) -> str:
-    """The counter name inside a minute's hash: ``u`` for units, ``r`` for requests."""
+    """The counter name inside a minute's hash: a kind (``UNITS``, ``REQUESTS``...) first."""
     return f"{kind}:{key_id}:{endpoint}"
 
 
+def quota_refusal_kind(policy: "Policy") -> str:
+    """The counter a quota refusal goes to: the included units on a ``block`` tier, the spend
+    cap on a ``bill`` tier with one (an uncapped ``bill`` tier never refuses)."""
+    return REFUSED_QUOTA if policy.overage_policy == "block" else REFUSED_CAP
+
+
 def parse_usage_fields(fields: dict[str, int]) -> list[UsageCount]:
-    """Pair a minute's ``u:`` and ``r:`` counters back into one count per (key, endpoint)."""
-    pairs: dict[tuple[int, str], list[int]] = {}
+    """Gather a minute's counters back into one count per (key, endpoint)."""
+    cells: dict[tuple[int, str], list[int]] = {}
     for name, value in fields.items():
         kind, key_id, endpoint = name.split(":", 2)
-        slot = pairs.setdefault((int(key_id), endpoint), [0, 0])
-        slot[0 if kind == "u" else 1] += int(value)
+        slot = _COUNT_SLOTS.get(kind)
+        if slot is None:
+            continue
+        cell = cells.setdefault((int(key_id), endpoint), [0, 0, 0, 0, 0, 0])
+        cell[slot] += int(value)
     return [
-        UsageCount(key_id=key_id, endpoint=endpoint, units=units, requests=requests)
-        for (key_id, endpoint), (units, requests) in sorted(pairs.items())
-        if units or requests
+        UsageCount(
+            key_id=key_id,
+            endpoint=endpoint,
+            units=units,
+            requests=requests,
+            refused_rate=refused_rate,
+            refused_quota=refused_quota,
+            refused_cap=refused_cap,
+            errors=errors,
+        )
+        for (key_id, endpoint), (
+            units,
+            requests,
+            refused_rate,
+            refused_quota,
+            refused_cap,
+            errors,
+        ) in sorted(cells.items())
+        if units or requests or refused_rate or refused_quota or refused_cap or errors
     ]
 
 
@@ -209,9 +329,61 @@ class Limiter(ABC):
         processes answers ``STALE`` when a newer one was published (``publish_version``)."""
 
     @abstractmethod
+    def settle(
+        self,
+        reservation: Reservation,
+        *,
+        units: int,
+        error: bool = False,
+        now: float | None = None,
+    ) -> SettleResult:
+        """Keep ``units`` (0..cost) of an admitted call and give the rest back to the rate
+        window, the quota and the usage counters, in one atomic step, once. ``error``: the
+        outcome is not billable: every unit and the request count go back, and an error is
+        counted. A reservation settled before changes nothing (``REPEATED``, the first
+        settle's figures); one whose minute was rolled up gives nothing back (``LATE``)."""
+
+    async def hit_async(
+        self,
+        *,
+        account_id: int,
+        key_id: int,
+        endpoint: str,
+        cost: int,
+        policy: Policy,
+        seed: int | None = None,
+        now: float | None = None,
+        version: int | None = None,
+    ) -> Decision:
+        """``hit`` for an event loop. A backend that waits on the network overrides it; the
+        in-process one answers in microseconds under its lock, so it is called directly."""
+        return self.hit(
+            account_id=account_id,
+            key_id=key_id,
+            endpoint=endpoint,
+            cost=cost,
+            policy=policy,
+            seed=seed,
+            now=now,
+            version=version,
+        )
+
+    async def settle_async(
+        self,
+        reservation: Reservation,
+        *,
+        units: int,
+        error: bool = False,
+        now: float | None = None,
+    ) -> SettleResult:
+        """``settle`` for an event loop (see ``hit_async``)."""
+        return self.settle(reservation, units=units, error=error, now=now)
+
     def give_back(self, decision: Decision, *, now: float | None = None) -> bool:
-        """Undo an admitted hit: rate window, quota and usage counters. False when the
-        minute was already rolled up (the units stay billed; the caller logs it)."""
+        """Undo an admitted hit whose outcome is not billable. False when nothing was given
+        back: the minute was already rolled up, or the call was settled before."""
+        result = self.settle(decision.reservation, units=0, error=True, now=now)
+        return result.settlement == Settlement.SETTLED
 
     @abstractmethod
     def pending_buckets(self, *, before: int) -> list[Bucket]:

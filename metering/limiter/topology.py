@@ -22,6 +22,10 @@ from dataclasses import dataclass, replace
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis
+import redis.asyncio
+import redis.asyncio.cluster
+import redis.asyncio.retry
+import redis.asyncio.sentinel
 from django.core.exceptions import ImproperlyConfigured
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
@@ -32,6 +36,8 @@ from redis.sentinel import Sentinel
 # Either kind of client the limiter talks through: a plain one (one server, or a Sentinel's
 # current primary) or a cluster client routing each key to its slot's primary.
 RedisClient = redis.Redis | RedisCluster
+# The same for an event loop (the gateway's proxy): redis.asyncio's clients.
+AsyncRedisClient = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
 
 
 class Topology(enum.StrEnum):
@@ -215,6 +221,64 @@ def redis_client(target: RedisTarget, *, timeout_ms: int) -> RedisClient:
     # the sentinels for the primary's address on every new connection, and turns a READONLY
     # reply (the server it knew was demoted) into a ConnectionError, dropping that connection.
     sentinel = Sentinel(
+        list(target.nodes),
+        sentinel_kwargs={
+            "socket_timeout": seconds,
+            "socket_connect_timeout": seconds,
+            "retry": no_retry,
+            "username": target.sentinel_username,
+            "password": target.sentinel_password,
+            "ssl": target.ssl,
+        },
+    )
+    return sentinel.master_for(
+        target.master_name,
+        db=target.db,
+        socket_timeout=seconds,
+        socket_connect_timeout=seconds,
+        retry=no_retry,
+        health_check_interval=0,
+        decode_responses=True,
+        username=target.username,
+        password=target.password,
+        ssl=target.ssl,
+    )
+
+
+def redis_async_client(target: RedisTarget, *, timeout_ms: int) -> AsyncRedisClient:
+    """``redis_client`` for an event loop, with the same settings: ``timeout_ms`` on connect and
+    on every reply, no retries of its own (redis.asyncio's ``Retry`` with ``retries=0``),
+    redirections followed. Each client connects on its first command
+    (https://redis.readthedocs.io/en/stable/examples/asyncio_examples.html; the cluster client
+    learns the slots then: ``RedisCluster.initialize``)."""
+    seconds = timeout_ms / 1000
+    no_retry = redis.asyncio.retry.Retry(NoBackoff(), 0)
+    if target.topology == Topology.SERVER:
+        return redis.asyncio.Redis.from_url(
+            target.url,
+            socket_timeout=seconds,
+            socket_connect_timeout=seconds,
+            retry=no_retry,
+            health_check_interval=0,
+            decode_responses=True,
+        )
+    if target.topology == Topology.CLUSTER:
+        return redis.asyncio.cluster.RedisCluster(
+            startup_nodes=[
+                redis.asyncio.cluster.ClusterNode(host, port) for host, port in target.nodes
+            ],
+            retry=no_retry,
+            require_full_coverage=False,
+            socket_timeout=seconds,
+            socket_connect_timeout=seconds,
+            decode_responses=True,
+            username=target.username,
+            password=target.password,
+            ssl=target.ssl,
+        )
+    # The asyncio Sentinel pool also asks the sentinels for the primary on each new connection
+    # and turns READONLY into a ConnectionError (redis.asyncio.sentinel.SentinelManagedConnection).
+    sentinel = redis.asyncio.sentinel.Sentinel(
         list(target.nodes),
         sentinel_kwargs={
             "socket_timeout": seconds,

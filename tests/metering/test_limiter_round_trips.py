@@ -35,7 +35,10 @@ def limiter(server: RedisProcess):
 
 
 # What hit.lua runs inside Redis: INFO commandstats counts these too, though no client sent them.
-SCRIPT_COMMANDS = {"time", "get", "hget", "set", "incrby", "hincrby", "sadd", "hset", "expireat"}
+SCRIPT_COMMANDS = {
+    *("time", "get", "hget", "hmget", "set", "incrby", "decrby", "hincrby", "sadd", "hset"),
+    *("expire", "exists", "del"),
+}
 
 
 def commands(client: redis.Redis) -> dict[str, int]:
