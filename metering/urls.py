@@ -6,5 +6,6 @@ app_name = "metering"
 
 urlpatterns = [
     path("usage/", views.usage, name="usage"),
+    path("usage/export.csv", views.usage_csv, name="usage-csv"),
     path("usage/alerts/", views.alert_settings, name="alert-settings"),
 ]

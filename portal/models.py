@@ -100,6 +100,38 @@ class Account(models.Model):
         return period_containing(self.period_start, now)
 
 
+class AccountPeriod(models.Model):
+    """A billing period an account began: the ledger the usage pages list past periods from.
+
+    ``Account.period_start`` alone cannot be that history: it is the start of the *quota*
+    segment, which a tier switch moves to the switch minute in the middle of a billing period
+    (billing.services.switch), and it is overwritten when a new period begins. A row is written
+    whenever a period begins (signup, an upgrade's first paid period, a renewal, a return to the
+    free tier); a tier switch writes none, since the billing period goes on (the switch itself is
+    a ``billing.TierSwitch``). The periods between two rows are the monthly periods of the
+    earlier one (``portal.periods.period_containing``), the last cut short where the next begins.
+    """
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="periods")
+    start = models.DateTimeField()
+    # Stripe's end of a paid period; None: monthly periods anchored on ``start`` (free tier).
+    end = models.DateTimeField(null=True, blank=True)
+    # The tier the period began on; None: not recorded (periods from before this ledger).
+    tier = models.ForeignKey(
+        "billing.Tier", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["start"]
+        constraints = [
+            # Recording a period again (a replayed webhook, a reconcile) updates its row.
+            models.UniqueConstraint(fields=["account", "start"], name="account_period_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} from {self.start:%Y-%m-%d %H:%M}"
+
+
 class ApiKeyQuerySet(models.QuerySet):
     def usable(self, now: datetime | None = None) -> "ApiKeyQuerySet":
         now = now or timezone.now()

@@ -31,7 +31,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import reduce
 from typing import Any, NamedTuple, TypeVar
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import BooleanField, Count, ExpressionWrapper, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 from redis.exceptions import RedisClusterException, RedisError
@@ -41,6 +41,8 @@ from metering.limiter.base import LimiterUnavailable, UsageCount
 from metering.limiter.redis import RedisLimiter
 from metering.models import QuotaCredit, RollupBatch, UsageRollup
 from metering.redis_safety import RedisSafety, redis_safety_inspect, redis_safety_unreachable
+from metering.selectors.counts import OUTCOMES, Tally
+from metering.selectors.periods import BillingPeriod, PeriodSwitch, account_billing_periods
 from portal.models import Account, ApiKey
 
 
@@ -244,8 +246,17 @@ class DayUsage:
     day: date
     units: int
     requests: int
-    # Units from the period's start up to and including this day.
+    # Units counted against the quota from its start up to and including this day: from the
+    # period's start, or again from a tier switch, whose tier has included units of its own.
     cumulative: int
+    refused_rate: int = 0
+    refused_quota: int = 0
+    refused_cap: int = 0
+    errors: int = 0
+
+    @property
+    def refused(self) -> int:
+        return self.refused_rate + self.refused_quota + self.refused_cap
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +264,8 @@ class EndpointUsage:
     endpoint: str
     units: int
     requests: int
+    refused: int = 0
+    errors: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,16 +276,47 @@ class KeyUsage:
     prefix: str
     units: int
     requests: int
+    refused: int = 0
+    errors: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RangeUsage:
+    """Usage of any stretch of time: totals and the split per endpoint and per key."""
+
+    start: datetime
+    end: datetime
+    # The slice the filters select (the whole account without filters).
+    units: int
+    requests: int
+    refused_rate: int
+    refused_quota: int
+    refused_cap: int
+    errors: int
+    endpoints: list[EndpointUsage]
+    keys: list[KeyUsage]
+    # Every endpoint the account called in the range, whatever the filters.
+    endpoint_names: list[str]
+    # False: the limiter did not answer, so the last minutes are missing from the figures.
+    live_included: bool = True
+
+    @property
+    def refused(self) -> int:
+        return self.refused_rate + self.refused_quota + self.refused_cap
 
 
 @dataclass(frozen=True, slots=True)
 class UsageSummary:
+    """A billing period's usage (the current one unless another was asked for) against its
+    quota."""
+
     period_start: datetime
     period_end: datetime
-    # The slice the filters select (the whole account without filters).
+    # The slice the filters select (the whole account without filters), over the whole period.
     units: int
     requests: int
-    # The whole account, whatever the filters: what the quota is measured against.
+    # The whole account, whatever the filters, since ``quota_start``: what the quota is
+    # measured against.
     account_units: int
     included_units: int
     overage_units: int
@@ -287,6 +331,21 @@ class UsageSummary:
     key_id: int | None = None
     endpoint: str | None = None
     endpoint_names: list[str] = field(default_factory=list)
+    refused_rate: int = 0
+    refused_quota: int = 0
+    refused_cap: int = 0
+    errors: int = 0
+    # Where the quota counts from: the period's start, or the last tier switch in it.
+    quota_start: datetime | None = None
+    switches: tuple[PeriodSwitch, ...] = ()
+    # False: a past period.
+    current: bool = True
+    # The tier the period began on ("" when not recorded).
+    tier_name: str = ""
+
+    @property
+    def refused(self) -> int:
+        return self.refused_rate + self.refused_quota + self.refused_cap
 
     @property
     def remaining_included_units(self) -> int:
@@ -307,23 +366,13 @@ def _period_days(start: datetime, end: datetime) -> list[date]:
 
 
 class _Cell(NamedTuple):
-    """The finest split of a period's usage: one day, one key (None: deleted), one endpoint."""
+    """The finest split of a period's usage: one day, one key (None: deleted), one endpoint,
+    and whether it counts against the quota (on or after the quota's start)."""
 
     day: date
     key_id: int | None
     endpoint: str
-
-
-@dataclass(slots=True)
-class _Tally:
-    """Units and requests added up."""
-
-    units: int = 0
-    requests: int = 0
-
-    def add(self, units: int, requests: int) -> None:
-        self.units += units
-        self.requests += requests
+    counted: bool = True
 
 
 _Part = TypeVar("_Part", bound=Hashable)
@@ -335,134 +384,263 @@ def usage_summary(
     now: datetime | None = None,
     key_id: int | None = None,
     endpoint: str | None = None,
+    period: BillingPeriod | None = None,
 ) -> UsageSummary:
-    """The current period's usage: totals, every day of the period (zeros included), and the
+    """A billing period's usage: totals, every day of the period (zeros included), and the
     split per endpoint and per key. ``key_id`` and ``endpoint`` narrow the figures (not the
-    quota, which is the account's)."""
-    period_start, period_end = account.current_period(now or timezone.now())
-    cells, live_included = _period_cells(account.pk, period_start, period_end)
-    selected = {
-        cell: tally
-        for cell, tally in cells.items()
-        if (key_id is None or cell.key_id == key_id)
-        and (endpoint is None or cell.endpoint == endpoint)
-    }
-    days = _days_usage(period_start, period_end, _sum_by(selected, lambda cell: cell.day))
-    endpoints = _endpoints_usage(_sum_by(selected, lambda cell: cell.endpoint))
-    keys = _keys_usage(account.pk, _sum_by(selected, lambda cell: cell.key_id))
-    account_units = sum(tally.units for tally in cells.values())
-    included = period_included_units(account, period_start)
+    quota, which is the account's). ``period``: one of ``account_billing_periods``; None, the
+    running one, whole — also across a tier switch, after which only the quota counts again."""
+    now = now or timezone.now()
+    if period is None:
+        period = account_billing_periods(account, now=now, limit=1)[0]
+    if period.current:
+        # The account's own period start is the quota's (a switch's minute after one).
+        quota_start = max(period.start, account.current_period(now)[0])
+    else:
+        quota_start = period.quota_start
+    cells, live_included = _period_cells(
+        account.pk, period.start, period.end, quota_start=quota_start
+    )
+    selected = _select(cells, key_id=key_id, endpoint=endpoint)
+    days = _days_usage(
+        period.start,
+        period.end,
+        _sum_by(selected, lambda cell: cell.day),
+        _sum_by({c: t for c, t in selected.items() if c.counted}, lambda cell: cell.day),
+        quota_day=quota_start.astimezone(UTC).date(),
+    )
+    total = _sum_all(selected)
+    account_units = sum(tally.units for cell, tally in cells.items() if cell.counted)
+    included = _included_units(account, period, quota_start)
     tier = account.tier
     return UsageSummary(
-        period_start=period_start,
-        period_end=period_end,
-        units=sum(day.units for day in days),
-        requests=sum(day.requests for day in days),
+        period_start=period.start,
+        period_end=period.end,
+        units=total.units,
+        requests=total.requests,
+        refused_rate=total.refused_rate,
+        refused_quota=total.refused_quota,
+        refused_cap=total.refused_cap,
+        errors=total.errors,
         account_units=account_units,
         included_units=included,
         overage_units=max(0, account_units - included),
         overage_policy=tier.overage_policy,
         overage_cap=tier.overage_cap_units(),
         days=days,
-        endpoints=endpoints,
-        keys=keys,
+        endpoints=_endpoints_usage(_sum_by(selected, lambda cell: cell.endpoint)),
+        keys=_keys_usage(account.pk, _sum_by(selected, lambda cell: cell.key_id)),
         live_included=live_included,
         key_id=key_id,
         endpoint=endpoint,
         endpoint_names=sorted({cell.endpoint for cell in cells}),
+        quota_start=quota_start,
+        switches=period.switches,
+        current=period.current,
+        tier_name=period.tier_name,
     )
 
 
+def _included_units(account: Account, period: BillingPeriod, quota_start: datetime) -> int:
+    """The quota of the period's last stretch: its tier's included units (the account's tier
+    now for the running period) plus the credits granted for it."""
+    credits = period_credit_units(account_id=account.pk, period_start=quota_start)
+    if period.current or period.included_units is None:
+        return account.tier.included_units + credits
+    return period.included_units + credits
+
+
+def usage_range(
+    *,
+    account: Account,
+    start: datetime,
+    end: datetime,
+    key_id: int | None = None,
+    endpoint: str | None = None,
+) -> RangeUsage:
+    """Usage in [start, end) whatever the periods: totals, per endpoint and per key."""
+    cells, live_included = _period_cells(account.pk, start, end, quota_start=start)
+    selected = _select(cells, key_id=key_id, endpoint=endpoint)
+    total = _sum_all(selected)
+    return RangeUsage(
+        start=start,
+        end=end,
+        units=total.units,
+        requests=total.requests,
+        refused_rate=total.refused_rate,
+        refused_quota=total.refused_quota,
+        refused_cap=total.refused_cap,
+        errors=total.errors,
+        endpoints=_endpoints_usage(_sum_by(selected, lambda cell: cell.endpoint)),
+        keys=_keys_usage(account.pk, _sum_by(selected, lambda cell: cell.key_id)),
+        endpoint_names=sorted({cell.endpoint for cell in cells}),
+        live_included=live_included,
+    )
+
+
+def _select(
+    cells: dict[_Cell, Tally], *, key_id: int | None, endpoint: str | None
+) -> dict[_Cell, Tally]:
+    return {
+        cell: tally
+        for cell, tally in cells.items()
+        if (key_id is None or cell.key_id == key_id)
+        and (endpoint is None or cell.endpoint == endpoint)
+    }
+
+
+def _sum_all(cells: dict[_Cell, Tally]) -> Tally:
+    total = Tally()
+    for tally in cells.values():
+        total.add(tally)
+    return total
+
+
 def _period_cells(
-    account_id: int, period_start: datetime, period_end: datetime
-) -> tuple[dict[_Cell, _Tally], bool]:
+    account_id: int, period_start: datetime, period_end: datetime, *, quota_start: datetime
+) -> tuple[dict[_Cell, Tally], bool]:
     """The whole account's usage in the period per cell, rolled-up and live minutes merged, each
     minute counted from one place only; and whether the limiter answered."""
     start, end = period_minutes(period_start, period_end)
+    counted_from, _ = period_minutes(quota_start, period_end)
     live, live_included = _live_usage(account_id, start, end)
-    cells, applied = _rollup_cells(account_id, start, end, live_minutes=list(live))
+    cells, applied = _rollup_cells(
+        account_id, start, end, counted_from=counted_from, live_minutes=list(live)
+    )
     for minute, counts in live.items():
         if minute not in applied:
-            _add_live_minute(cells, minute, counts)
+            _add_live_minute(cells, minute, counts, counted_from=counted_from)
     return cells, live_included
 
 
 def _rollup_cells(
-    account_id: int, start: datetime, end: datetime, *, live_minutes: list[int]
-) -> tuple[defaultdict[_Cell, _Tally], set[int]]:
+    account_id: int,
+    start: datetime,
+    end: datetime,
+    *,
+    counted_from: datetime,
+    live_minutes: list[int],
+) -> tuple[defaultdict[_Cell, Tally], set[int]]:
     """The rollups of the minutes [start, end) per cell, and which of ``live_minutes`` they
     already hold: one statement, so both come from the same snapshot."""
     # Read as plain mappings: the marker columns are named after the minutes.
     rows: list[Mapping[str, Any]] = list(
         UsageRollup.objects.filter(account_id=account_id, minute__gte=start, minute__lt=end)
-        .values("api_key_id", "endpoint", day=TruncDate("minute"))
-        .annotate(units=Sum("units"), requests=Sum("requests"), **_overlap_markers(live_minutes))
+        .values(
+            "api_key_id",
+            "endpoint",
+            day=TruncDate("minute", tzinfo=UTC),
+            counted=ExpressionWrapper(Q(minute__gte=counted_from), output_field=BooleanField()),
+        )
+        .annotate(
+            units=Sum("units"),
+            requests=Sum("requests"),
+            **{name: Sum(name) for name in OUTCOMES},
+            **_overlap_markers(live_minutes),
+        )
         .order_by()
     )
     applied = {minute for minute in live_minutes if any(row[f"applied_{minute}"] for row in rows)}
-    cells: defaultdict[_Cell, _Tally] = defaultdict(_Tally)
+    cells: defaultdict[_Cell, Tally] = defaultdict(Tally)
     for row in rows:
-        cell = _Cell(day=row["day"], key_id=row["api_key_id"], endpoint=row["endpoint"])
-        cells[cell].add(row["units"], row["requests"])
+        cell = _Cell(
+            day=row["day"],
+            key_id=row["api_key_id"],
+            endpoint=row["endpoint"],
+            counted=bool(row["counted"]),
+        )
+        cells[cell].add(Tally.from_row(dict(row)))
     return cells, applied
 
 
 def _add_live_minute(
-    cells: defaultdict[_Cell, _Tally], minute: int, counts: list[UsageCount]
+    cells: defaultdict[_Cell, Tally],
+    minute: int,
+    counts: list[UsageCount],
+    *,
+    counted_from: datetime,
 ) -> None:
     """Add one live minute the rollup has not applied yet: the limiter's counters for it."""
-    day = _minute_datetime(minute).date()
+    moment = _minute_datetime(minute)
     for count in counts:
-        cell = _Cell(day=day, key_id=count.key_id, endpoint=count.endpoint)
-        cells[cell].add(count.units, count.requests)
+        cell = _Cell(
+            day=moment.date(),
+            key_id=count.key_id,
+            endpoint=count.endpoint,
+            counted=moment >= counted_from,
+        )
+        cells[cell].add(Tally.from_count(count))
 
 
-def _sum_by(cells: dict[_Cell, _Tally], part: Callable[[_Cell], _Part]) -> dict[_Part, _Tally]:
-    """The cells' units and requests added up per ``part`` of a cell (its day, key, endpoint)."""
-    totals: defaultdict[_Part, _Tally] = defaultdict(_Tally)
+def _sum_by(cells: dict[_Cell, Tally], part: Callable[[_Cell], _Part]) -> dict[_Part, Tally]:
+    """The cells' counts added up per ``part`` of a cell (its day, key, endpoint)."""
+    totals: defaultdict[_Part, Tally] = defaultdict(Tally)
     for cell, tally in cells.items():
-        totals[part(cell)].add(tally.units, tally.requests)
+        totals[part(cell)].add(tally)
     return dict(totals)
 
 
 def _days_usage(
-    period_start: datetime, period_end: datetime, per_day: dict[date, _Tally]
+    period_start: datetime,
+    period_end: datetime,
+    per_day: dict[date, Tally],
+    counted_per_day: dict[date, Tally],
+    *,
+    quota_day: date,
 ) -> list[DayUsage]:
-    """Every day of the period, zeros included, each with the units from the period's start."""
+    """Every day of the period, zeros included, each with the units counted against the quota
+    so far: from the period's start, again from the day of a tier switch."""
     days, running = [], 0
     for day in _period_days(period_start, period_end):
-        tally = per_day.get(day, _Tally())
-        running += tally.units
+        tally = per_day.get(day, Tally())
+        if day == quota_day:
+            running = 0
+        running += (counted_per_day.get(day, Tally()) if day >= quota_day else tally).units
         days.append(
-            DayUsage(day=day, units=tally.units, requests=tally.requests, cumulative=running)
+            DayUsage(
+                day=day,
+                units=tally.units,
+                requests=tally.requests,
+                cumulative=running,
+                refused_rate=tally.refused_rate,
+                refused_quota=tally.refused_quota,
+                refused_cap=tally.refused_cap,
+                errors=tally.errors,
+            )
         )
     return days
 
 
-def _endpoints_usage(per_endpoint: dict[str, _Tally]) -> list[EndpointUsage]:
+def _endpoints_usage(per_endpoint: dict[str, Tally]) -> list[EndpointUsage]:
     """Usage per endpoint, most units first."""
     usages = [
-        EndpointUsage(endpoint=name, units=tally.units, requests=tally.requests)
+        EndpointUsage(
+            endpoint=name,
+            units=tally.units,
+            requests=tally.requests,
+            refused=tally.refused,
+            errors=tally.errors,
+        )
         for name, tally in per_endpoint.items()
     ]
     return sorted(usages, key=lambda usage: (-usage.units, usage.endpoint))
 
 
-def _keys_usage(account_id: int, per_key: dict[int | None, _Tally]) -> list[KeyUsage]:
+def _keys_usage(account_id: int, per_key: dict[int | None, Tally]) -> list[KeyUsage]:
     """Usage per key, most units first, every key deleted since on one "Deleted key" line: its
     rollups say None, its live counters still carry its old id."""
     known: dict[int | None, ApiKey] = {
         key.pk: key
         for key in ApiKey.objects.filter(account_id=account_id, pk__in=[k for k in per_key if k])
     }
-    merged: defaultdict[int | None, _Tally] = defaultdict(_Tally)
+    merged: defaultdict[int | None, Tally] = defaultdict(Tally)
     for key_id, tally in per_key.items():
-        merged[key_id if key_id in known else None].add(tally.units, tally.requests)
+        merged[key_id if key_id in known else None].add(tally)
     usages = [_key_usage(known.get(key_id), tally) for key_id, tally in merged.items()]
     return sorted(usages, key=lambda usage: (-usage.units, usage.name))
 
 
-def _key_usage(key: ApiKey | None, tally: _Tally) -> KeyUsage:
+def _key_usage(key: ApiKey | None, tally: Tally) -> KeyUsage:
     """One line of the per-key table; ``key`` None: the deleted keys' line."""
     return KeyUsage(
         key_id=key.pk if key else None,
@@ -470,4 +648,16 @@ def _key_usage(key: ApiKey | None, tally: _Tally) -> KeyUsage:
         prefix=key.prefix if key else "",
         units=tally.units,
         requests=tally.requests,
+        refused=tally.refused,
+        errors=tally.errors,
     )
+
+
+def account_endpoint_called(*, account_id: int, endpoint: str) -> bool:
+    """Whether the account has usage of ``endpoint`` at any time, rolled up or live."""
+    if UsageRollup.objects.filter(account_id=account_id, endpoint=endpoint).exists():
+        return True
+    live, _ = _live_usage(
+        account_id, datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
+    )
+    return any(count.endpoint == endpoint for counts in live.values() for count in counts)
