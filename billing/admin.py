@@ -6,7 +6,14 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets
 from django.db import transaction
 
-from billing.models import MeterReport, StripeThinEvent, Tier, TierSwitch
+from billing.models import (
+    Budget,
+    BudgetAlert,
+    MeterReport,
+    StripeThinEvent,
+    Tier,
+    TierSwitch,
+)
 from billing.services.catalog import tiers_sync_to_stripe
 from billing.services.errors import BillingError
 from billing.services.reports import (
@@ -322,3 +329,41 @@ class TierSwitchAdmin(ReadOnlyAdmin):
     search_fields = ["account__owner__email", "stripe_subscription_id"]
     list_select_related = ["account__owner", "from_tier", "to_tier"]
     ordering = ["-effective_at"]
+
+
+@admin.register(Budget)
+class BudgetAdmin(ReadOnlyAdmin):
+    """Developers' budgets for usage charges, set on their billing page: read-only here (a
+    developer's own choice)."""
+
+    list_display = ["account", "amount", "alert_percents", "alert_amounts_cents", "updated"]
+    search_fields = ["account__owner__email"]
+    list_select_related = ["account__owner", "account__tier"]
+    ordering = ["-updated"]
+
+    @admin.display(description="Budget", ordering="amount_cents")
+    def amount(self, budget: Budget) -> str:
+        return money(budget.amount_cents, budget.account.tier.currency)
+
+
+@admin.register(BudgetAlert)
+class BudgetAlertAdmin(ReadOnlyAdmin):
+    """Budget emails, one per amount and billing period (billing/services/budgets.py;
+    `manage.py send_budget_alerts`)."""
+
+    list_display = [
+        "created",
+        "account",
+        "period_start",
+        "threshold_cents",
+        "spent_cents",
+        "budget_cents",
+        "status",
+        "attempts",
+        "sent_at",
+        "last_error",
+    ]
+    list_filter = ["status"]
+    search_fields = ["account__owner__email"]
+    list_select_related = ["account__owner"]
+    ordering = ["-created"]

@@ -1,7 +1,7 @@
 """Tiers as data, and the ledger of usage reported to Stripe."""
 
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.core.validators import MinValueValidator
 from django.db import models
@@ -93,6 +93,23 @@ class Tier(models.Model):
 
     def allows(self, scope: str) -> bool:
         return scope in self.scopes
+
+    def usage_cents(self, units: int) -> int:
+        """What Stripe bills for ``units`` of one stretch on this tier's metered price, in whole
+        cents: the included units at 0, each further unit at the overage price (0 on a ``block``
+        tier, as ``billing.stripe_specs.metered_tiers`` pushes it), rounded half up once for the
+        line (Tiered pricing, https://docs.stripe.com/products-prices/pricing-models#tiered-pricing).
+        """
+        if self.overage_policy != self.OveragePolicy.BILL:
+            return 0
+        overage = max(0, units - self.included_units)
+        amount = Decimal(overage) * self.overage_unit_price_cents
+        return int(amount.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+    @property
+    def bills_usage(self) -> bool:
+        """Whether usage past the included units costs money (what a budget is about)."""
+        return self.overage_policy == self.OveragePolicy.BILL and self.overage_unit_price_cents > 0
 
     def overage_cap_units(self) -> int | None:
         """Units past the included ones that the spend cap pays for; None: no cap."""
@@ -353,3 +370,89 @@ class TierSwitch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_id} → {self.to_tier_id} at {self.effective_at:%Y-%m-%d %H:%M}"
+
+
+class Budget(models.Model):
+    """What a developer means to spend on usage in a billing period (the charges past the
+    included units, on top of the base price), and the amounts at which they want an email.
+
+    Advisory: crossing it sends emails (``billing.services.budgets``) and refuses nothing. What
+    refuses calls is the tier's spend cap (``Tier.spend_cap_cents``, enforced by the limiter's
+    quota), which is why a budget may not exceed it.
+    """
+
+    account = models.OneToOneField(
+        "portal.Account", on_delete=models.CASCADE, related_name="budget"
+    )
+    amount_cents = models.PositiveIntegerField()
+    # Percentages of the budget to email at, e.g. [50, 80, 100].
+    alert_percents = models.JSONField(default=list, blank=True)
+    # Further amounts to email at, in whole cents, whatever the budget.
+    alert_amounts_cents = models.JSONField(default=list, blank=True)
+    updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_cents__gt=0), name="budget_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id}: {self.amount_cents} cents"
+
+    def alert_points_cents(self) -> list[int]:
+        """Every amount, in whole cents, at which an email goes, lowest first; a percentage
+        of the budget is rounded half up to the cent."""
+        from_percents = {
+            int(
+                (Decimal(self.amount_cents) * percent / 100).quantize(
+                    Decimal(1), rounding=ROUND_HALF_UP
+                )
+            )
+            for percent in self.alert_percents
+        }
+        return sorted(from_percents | set(self.alert_amounts_cents))
+
+
+class BudgetAlert(models.Model):
+    """One budget email for one amount and billing period: claimed (the row written) before it
+    is sent, so a second run, or two at once, never send it twice."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        # The send failed; the next run tries again.
+        FAILED = "failed", "Failed"
+        # Crossed in the same run as a higher amount, whose email says it all.
+        SKIPPED = "skipped", "Skipped (a higher amount was emailed)"
+
+    account = models.ForeignKey(
+        "portal.Account", on_delete=models.CASCADE, related_name="budget_alerts"
+    )
+    # The billing period's start (not a tier switch's segment: a switch re-arms nothing).
+    period_start = models.DateTimeField()
+    threshold_cents = models.PositiveIntegerField()
+    # What the period's usage had cost, and the budget, when the amount was found crossed.
+    spent_cents = models.PositiveIntegerField()
+    budget_cents = models.PositiveIntegerField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        constraints = [
+            # Each amount is emailed once per billing period, however often the job runs.
+            models.UniqueConstraint(
+                fields=["account", "period_start", "threshold_cents"],
+                name="budget_alert_once_per_period",
+            ),
+        ]
+        indexes = [
+            # The job retries what is not sent yet.
+            models.Index(fields=["status", "created"], name="budget_alert_retry_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.period_start:%Y-%m-%d}: {self.threshold_cents} cents"

@@ -2,9 +2,10 @@
 idempotent.
 
 The beat schedule that runs them (``report_usage`` hourly, ``report_usage_closed_periods``
-every few minutes, ``apply_tier_switches`` every minute, ``account_enforce_grace_task`` hourly,
-``subscriptions_reconcile_task`` and ``usage_reconcile_task`` daily) lives with the other jobs in
-``config/settings.py``. The email tasks the services queue live in billing.emails.
+every few minutes, ``apply_tier_switches`` every minute, ``send_budget_alerts`` every five
+minutes, ``account_enforce_grace_task`` hourly, ``subscriptions_reconcile_task`` and
+``usage_reconcile_task`` daily) lives with the other jobs in ``config/settings.py``. The email
+tasks the services queue live in billing.emails.
 """
 
 import logging
@@ -13,7 +14,8 @@ import random
 from celery import shared_task
 from django.db import transaction
 
-from billing.models import MeterReport, TierSwitch
+from billing.models import BudgetAlert, MeterReport, TierSwitch
+from billing.services.budgets import budget_alerts_send
 from billing.services.grace import account_enforce_grace
 from billing.services.reconcile import invoices_reconcile, subscriptions_reconcile
 from billing.services.reports import usage_report_account, usage_report_due_accounts
@@ -95,3 +97,13 @@ def usage_reconcile_task() -> int:
     what Stripe lost, flag the rest. Returns how many periods have an open discrepancy."""
     checks = usage_reconcile()
     return sum(1 for check in checks if check.discrepancy and check.discrepancy.is_open)
+
+
+# --- Budgets (billing/services/budgets.py) ---------------------------------------------------
+
+
+@shared_task(acks_late=True)
+def send_budget_alerts() -> int:
+    """Every five minutes: email each budget amount a developer's usage charges have reached,
+    once per billing period. Returns how many emails went out."""
+    return sum(1 for alert in budget_alerts_send() if alert.status == BudgetAlert.Status.SENT)

@@ -9,6 +9,7 @@ urlpatterns = [
     path("billing/", views.billing_overview, name="overview"),
     path("billing/checkout/", views.checkout, name="checkout"),
     path("billing/portal/", views.portal, name="portal"),
+    path("billing/budget/", views.budget, name="budget"),
     # Thin events (API v2) from our Stripe event destination; v1 events go to dj-stripe's view.
     path("stripe/events/", webhooks.stripe_thin_event, name="stripe-thin-events"),
 ]

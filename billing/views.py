@@ -12,7 +12,10 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
-from billing.models import Tier
+from billing.forms import BudgetForm
+from billing.models import Budget, Tier
+from billing.money import money_text
+from billing.projection import budget_standing, invoice_projection_for
 from billing.selectors import (
     SUBSCRIBED_STATUSES,
     account_tier_set_by_operator,
@@ -20,6 +23,7 @@ from billing.selectors import (
     tier_list_public,
     tier_switch_pending,
 )
+from billing.services.budgets import budget_remove, budget_set
 from billing.services.checkout import billing_portal_session_create, checkout_session_create
 from billing.services.errors import BillingError
 from billing.services.switch import tier_switch_request
@@ -63,16 +67,68 @@ def pricing(request: HttpRequest) -> HttpResponse:
 def billing_overview(request: AuthenticatedHttpRequest) -> HttpResponse:
     account = account_ensure(owner=request.user)
     pending = _checkout_pending(request, account)
+    return _billing_page(request, account, checkout=pending)
+
+
+def _billing_page(
+    request: HttpRequest,
+    account: Account,
+    *,
+    checkout: dict | None = None,
+    budget_form: BudgetForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    tier = account.subscribed_tier or account.tier
+    budget = Budget.objects.filter(account=account).first()
+    projection = invoice_projection_for(account)
     context = {
         "account": account,
         "period": account.current_period(),
         "invoices": invoice_list_for_account(account),
         "subscribed": account.payment_status in SUBSCRIBED_STATUSES,
         "set_by_operator": account_tier_set_by_operator(account),
-        "checkout": pending,
+        "checkout": checkout,
         "switch": tier_switch_pending(account),
+        "projection": projection,
+        "budget": budget,
+        "budget_standing": budget_standing(budget, projection),
+        # A budget is offered where usage costs money and an invoice is coming.
+        "budget_form": budget_form
+        or (BudgetForm.for_budget(budget, tier=tier) if projection and tier.bills_usage else None),
     }
-    return render(request, "billing/billing.html", context)
+    return render(request, "billing/billing.html", context, status=status)
+
+
+@login_required
+@require_POST
+def budget(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """Set, change or remove the developer's own budget (the URL names no account: nobody
+    reaches another's)."""
+    account = account_ensure(owner=request.user)
+    if request.POST.get("action") == "remove":
+        if budget_remove(account=account):
+            messages.success(request, "Budget removed: no more budget emails.")
+        return _redirect_303(reverse("billing:overview") + "#budget")
+    tier = account.subscribed_tier or account.tier
+    form = BudgetForm(request.POST, tier=tier)
+    if form.is_valid():
+        try:
+            saved = budget_set(
+                account=account,
+                amount_cents=form.cleaned_data["amount"],
+                alert_percents=form.cleaned_data["alert_percents"],
+                alert_amounts_cents=form.cleaned_data["alert_amounts"],
+            )
+        except BillingError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(
+                request,
+                f"Budget set: {money_text(saved.amount_cents, tier.currency)} of usage charges "
+                "a period. We email you at the amounts you chose.",
+            )
+            return _redirect_303(reverse("billing:overview") + "#budget")
+    return _billing_page(request, account, budget_form=form, status=400)
 
 
 def _checkout_pending(request: HttpRequest, account: Account) -> dict | None:

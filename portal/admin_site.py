@@ -24,6 +24,11 @@ This module sits beside the ``portal.admin`` package, not in it: Django imports 
 by ``OperatorAdminConfig.default_site`` when ``admin.site`` is first used, and importing a module
 of ``portal.admin`` first runs that package's registrations on ``admin.site``, which would then
 build a second site and drop what was registered on the first.
+
+The index opens on the operators' overview (``portal.admin_overview``: the business in figures,
+each a link to the list it counts), then Meterdesk's own apps; dj-stripe's forty-odd models of
+Stripe's objects come last, collapsed under one "Stripe (dj-stripe) records" section: read-only
+copies an operator seldom opens, still one click away (and at /admin/djstripe/).
 """
 
 from typing import Any
@@ -40,10 +45,13 @@ from django.contrib.auth.views import redirect_to_login
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.cache import never_cache
+
+from portal.admin_overview import operator_overview
 
 # What an operator still has to do before the admin opens: allauth's page for it, and why.
 MFA_STEP_MESSAGES = {
@@ -76,9 +84,53 @@ def operator_mfa_step(request: HttpRequest) -> str | None:
     return None
 
 
+# Meterdesk's apps, in this order, ahead of the others (auth, allauth's, sites) listed by name.
+OWN_APPS = ("portal", "billing", "metering")
+# dj-stripe's copy of Stripe's objects: listed last, collapsed on the index, under this name.
+STRIPE_APP = "djstripe"
+STRIPE_APP_NAME = "Stripe (dj-stripe) records"
+
+
+def _app_rank(app: dict[str, Any]) -> tuple[int, int]:
+    label = app["app_label"]
+    if label in OWN_APPS:
+        return 0, OWN_APPS.index(label)
+    return (2 if label == STRIPE_APP else 1), 0
+
+
 class OperatorAdminSite(admin.AdminSite):
     def has_permission(self, request: HttpRequest) -> bool:
         return super().has_permission(request) and operator_mfa_step(request) is None
+
+    def get_app_list(
+        self, request: HttpRequest, app_label: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Meterdesk's apps first, the others by name (Django's order), dj-stripe's last and
+        named for what it holds. Also the order of the admin's navigation sidebar."""
+        apps = sorted(super().get_app_list(request, app_label), key=_app_rank)
+        for app in apps:
+            if app["app_label"] == STRIPE_APP:
+                app["name"] = STRIPE_APP_NAME
+        return apps
+
+    def index(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> TemplateResponse:
+        """The overview, the apps, and dj-stripe's records apart (the template collapses them).
+
+        The overview's figures are about accounts and each opens the account list, so only an
+        operator who may view accounts sees them; the usage reports' links need that list's
+        permission too."""
+        apps = self.get_app_list(request)
+        user = request.user
+        context = {
+            "overview": operator_overview() if user.has_perm("portal.view_account") else None,
+            "may_view_reports": user.has_perm("billing.view_meterreport"),
+            "app_list": [app for app in apps if app["app_label"] != STRIPE_APP],
+            "stripe_app_list": [app for app in apps if app["app_label"] == STRIPE_APP],
+            **(extra_context or {}),
+        }
+        return super().index(request, extra_context=context)
 
     @method_decorator(never_cache)
     @login_not_required

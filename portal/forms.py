@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 from django import forms
+from django.contrib.auth.base_user import AbstractBaseUser
 
 EXPIRY_CHOICES = [
     ("", "Never"),
@@ -51,3 +52,24 @@ class ApiKeyRollForm(forms.Form):
 
     def grace(self) -> timedelta:
         return timedelta(seconds=self.cleaned_data["grace_seconds"])
+
+
+class AccountDeleteForm(forms.Form):
+    """Deleting an account asks for its password again: a session left open on a shared
+    computer must not be enough."""
+
+    password = forms.CharField(
+        label="Your password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+    def __init__(self, *args, user: AbstractBaseUser, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data["password"]
+        if not self.user.check_password(password):
+            raise forms.ValidationError("That is not your password.", code="password_incorrect")
+        return password

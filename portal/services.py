@@ -13,7 +13,7 @@ from billing.selectors import tier_default
 from portal.audit import audit_record, audit_snapshot
 from portal.keys.format import new_prefix, new_secret
 from portal.keys.last_used import last_used_buffer
-from portal.models import Account, ApiKey, AuditEntry
+from portal.models import Account, AccountPeriod, ApiKey, AuditEntry
 from portal.selectors import account_for_user
 from portal.signals import account_changed_send
 
@@ -30,7 +30,27 @@ def account_create(*, owner: User, name: str = "") -> Account:
     if existing is not None:
         return existing
     anchor = timezone.now().replace(second=0, microsecond=0)
-    return Account.objects.create(owner=owner, name=name, tier=tier_default(), period_start=anchor)
+    account = Account.objects.create(
+        owner=owner, name=name, tier=tier_default(), period_start=anchor
+    )
+    account_period_begin(account=account)
+    return account
+
+
+def account_period_begin(*, account: Account) -> AccountPeriod:
+    """Record that the account's current period (``period_start``, ``period_end``) began, on
+    its current tier: called wherever a new billing period starts, never for a tier switch's
+    segment. Recording the same start again updates the row. A period recorded as beginning
+    later than this one is dropped: the account moved to this one instead (an operator's
+    cancellation is dated back to the minute billing stopped, after the subscription's end
+    was first recorded a moment later)."""
+    AccountPeriod.objects.filter(account=account, start__gt=account.period_start).delete()
+    period, _ = AccountPeriod.objects.update_or_create(
+        account=account,
+        start=account.period_start,
+        defaults={"end": account.period_end, "tier_id": account.tier_id},
+    )
+    return period
 
 
 def account_ensure(*, owner: User) -> Account:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from portal.views import keys, metrics, pages, problems
+from portal.views import account, keys, metrics, pages, problems, quickstart
 
 app_name = "portal"
 
@@ -12,6 +12,10 @@ urlpatterns = [
     path("keys/<int:key_id>/revoke/", keys.key_revoke, name="key-revoke"),
     path("keys/<int:key_id>/roll/", keys.key_roll, name="key-roll"),
     path("problems/<slug:slug>/", problems.problem_type, name="problem-type"),
+    path("quickstart/", quickstart.quickstart, name="quickstart"),
+    path("account/", account.account_settings, name="account"),
+    path("account/export/<str:name>", account.account_export, name="account-export"),
+    path("account/delete/", account.account_delete_view, name="account-delete"),
     # The /healthz checks in words, for people (/healthz stays JSON, for machines).
     path("status/", pages.status, name="status"),
     # Browsers ask for /favicon.ico wherever a page names no icon (the admin, JSON answers).

@@ -5,6 +5,7 @@
 - ``checkout``: the account's Stripe customer, Checkout and customer-portal sessions.
 - ``subscriptions``: the account's billing state kept in step with its subscription, and the
   Stripe events that change it.
+- ``plan_changes``: a plan the customer bought or switched (or Stripe changed), in the audit log.
 - ``grace``: the grace period after a failed payment, ended.
 - ``reconcile``: Stripe re-read to repair what a lost webhook left behind; the operator's
   re-sync.
@@ -19,6 +20,7 @@
   fields).
 - ``usage_reconcile``: our reports against Stripe's meter summaries (the daily reconcile).
 - ``money_audit``: the money audit of one account and period.
+- ``budgets``: a developer's budget for usage charges and its emails, once per amount and period.
 - ``meter_summaries``: Stripe's meter event summaries, read by both.
 - ``errors``: ``BillingError``.
 

@@ -14,6 +14,7 @@ from djstripe.models import Customer, Event, Subscription
 
 from billing.emails import payment_failed_email_send
 from billing.selectors import account_for_stripe_customer, tier_default, tier_for_subscription
+from billing.services.plan_changes import plan_change_from_stripe
 from billing.stripe_api import as_dict, expandable_id, is_missing, stripe_client
 from billing.subscriptions import (
     ENDED,
@@ -23,6 +24,7 @@ from billing.subscriptions import (
     invoice_subscription_id,
 )
 from portal.models import Account
+from portal.services import account_period_begin
 from portal.signals import account_changed_send
 
 logger = logging.getLogger(__name__)
@@ -89,6 +91,10 @@ def billing_state_save(*, account: Account, before: dict[str, Any]) -> dict[str,
         account.save(
             update_fields=[name for name, attname in _ATTNAMES.items() if attname in changes]
         )
+        if {"period_start", "period_end"} & changes.keys():
+            # A new billing period began (a segment of one never comes through here: a tier
+            # switch moves only the quota's start, billing.services.switch).
+            account_period_begin(account=account)
         # The API's cached principal carries the tier, quota and period: drop it everywhere.
         account_changed_send(account.pk)
     return changes
@@ -215,7 +221,9 @@ def _account_for(state: SubscriptionState, fallback_id: str | int | None = None)
     return account
 
 
-def _apply_locked(state: SubscriptionState, data: dict, fallback_id: Any = None) -> None:
+def _apply_locked(
+    state: SubscriptionState, data: dict, event: Event, fallback_id: Any = None
+) -> None:
     account = _account_for(state, fallback_id)
     if account is None:
         logger.warning(
@@ -231,7 +239,16 @@ def _apply_locked(state: SubscriptionState, data: dict, fallback_id: Any = None)
             account.stripe_customer = Customer.objects.filter(id=state.customer_id).first()
             if account.stripe_customer is not None:
                 account.save(update_fields=["stripe_customer"])
-        account_subscription_apply(account=account, subscription=data)
+        previous_subscription_id = account.stripe_subscription_id
+        changes = account_subscription_apply(account=account, subscription=data)
+        # A plan the customer chose (Checkout, a tier switch) or Stripe changed: in the audit log.
+        plan_change_from_stripe(
+            account=account,
+            state=state,
+            previous_subscription_id=previous_subscription_id,
+            changes=changes,
+            event=event,
+        )
 
 
 def stripe_event_apply(*, event: Event) -> None:
@@ -276,4 +293,4 @@ def stripe_event_apply(*, event: Event) -> None:
             subscription_id,
         )
         return
-    _apply_locked(SubscriptionState.from_stripe(data), data, fallback_id)
+    _apply_locked(SubscriptionState.from_stripe(data), data, event, fallback_id)

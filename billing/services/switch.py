@@ -33,13 +33,14 @@ from stripe.params import SubscriptionUpdateParams
 
 from billing.models import MeterReport, Tier, TierSwitch
 from billing.services.errors import BillingError
+from billing.services.plan_changes import plan_change_record
 from billing.services.reports import usage_report_account
 from billing.services.subscriptions import account_subscription_apply
 from billing.stripe_api import as_dict, stripe_client
 from metering.services import ROLLUP_GRACE_SECONDS, usage_rollup
 from portal.audit import audit_record
 from portal.models import Account, AuditEntry
-from portal.services import AccountActionError
+from portal.services import AccountActionError, account_period_begin
 from portal.signals import account_changed_send
 
 logger = logging.getLogger(__name__)
@@ -199,12 +200,33 @@ def tier_switch_apply(
     applied_at = max(now, timezone.now())  # the update has returned by now
     with transaction.atomic():
         locked = Account.objects.select_for_update().get(pk=account.pk)
-        account_subscription_apply(account=locked, subscription=subscription, now=applied_at)
+        changes = account_subscription_apply(
+            account=locked, subscription=subscription, now=applied_at
+        )
+        # The developer asked for a switch on the pricing page; a cancellation is an
+        # operator's, whose own entry (account.subscription_cancel) names them.
+        plan_change_record(
+            account=locked,
+            changes=changes,
+            cause=(
+                f"Tier switch #{switch.pk} asked for on the pricing page, "
+                f"from {switch.effective_at:%Y-%m-%d %H:%M} UTC"
+                if switch.to_tier is not None
+                else f"Cancellation by an operator (tier switch #{switch.pk}), "
+                f"from {switch.effective_at:%Y-%m-%d %H:%M} UTC"
+            ),
+            by_customer=switch.to_tier is not None,
+        )
         # The period starts again at the switch minute: after a cancellation, the default
         # tier's period (billing ended there: nothing after it is reported); after a switch, the
         # new tier's segment of the billing period, which Stripe prices with its own included
         # units, so the quota, alerts and usage pages count from there.
         Account.objects.filter(pk=locked.pk).update(period_start=switch.effective_at)
+        if switch.to_tier is None:
+            # Billing ended: the free tier's monthly periods begin at the switch minute. A
+            # switch to another paid tier goes on in the same billing period: no new one.
+            locked.period_start = switch.effective_at
+            account_period_begin(account=locked)
         account_changed_send(locked.pk)
         TierSwitch.objects.filter(pk=switch.pk).update(
             status=TierSwitch.Status.APPLIED, applied_at=applied_at, last_error=""

@@ -53,7 +53,6 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
 from itertools import combinations, pairwise
 
 import stripe
@@ -113,11 +112,7 @@ def period_bill_cents(tier: Tier, units: int) -> int:
     the included units at 0, each further unit at the overage price (0 on a ``block`` tier, as
     ``billing.stripe_specs.metered_tiers`` pushes it), rounded half up once for the line (Tiered
     pricing, https://docs.stripe.com/products-prices/pricing-models#tiered-pricing)."""
-    if tier.overage_policy != Tier.OveragePolicy.BILL:
-        return 0
-    overage = max(0, units - tier.included_units)
-    amount = Decimal(overage) * tier.overage_unit_price_cents
-    return int(amount.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return tier.usage_cents(units)
 
 
 def _amount_cents(account: Account, ours: int, theirs: int) -> int:

@@ -28,6 +28,12 @@ from metering.selectors import (
 from portal.admin.account_actions import ACCOUNT_ACTIONS
 from portal.admin.actions import admin_action
 from portal.admin.api_keys import WholeKeySearchAdmin
+from portal.admin_overview import (
+    AttentionFilter,
+    ConvertedWeekFilter,
+    SignupWeekFilter,
+    SubscribedTierFilter,
+)
 from portal.models import Account, ApiKey
 from portal.principal import request_actor
 from portal.services import account_rename
@@ -118,7 +124,16 @@ class AccountAdmin(WholeKeySearchAdmin):
         "created_on",
     ]
     list_display_links = ["email"]
-    list_filter = ["tier", "status", "payment_status"]
+    # The last four are the operators' overview's links (portal/admin_overview.py).
+    list_filter = [
+        "tier",
+        "status",
+        "payment_status",
+        AttentionFilter,
+        SubscribedTierFilter,
+        SignupWeekFilter,
+        ConvertedWeekFilter,
+    ]
     # A prefix is matched from its start and a Stripe customer id exactly, so both use indexes.
     search_fields = ["owner__email", "name", "^api_keys__prefix", "=stripe_customer__id"]
     search_help_text = "Owner email, name, API key prefix (or a whole key) or Stripe customer id."

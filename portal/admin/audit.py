@@ -37,9 +37,16 @@ class AuditEntryAdmin(admin.ModelAdmin):
     def when(self, entry: AuditEntry) -> str:
         return f"{entry.created:%Y-%m-%d %H:%M:%S}"
 
-    @admin.display(description="Operator", ordering="actor__email")
+    @admin.display(description="Who", ordering="actor__email")
     def actor_email(self, entry: AuditEntry) -> str:
-        return entry.actor.email or entry.actor.get_username() if entry.actor else "system"
+        """The operator; the account's owner, marked so, for a change the customer made
+        themselves (a plan bought or switched, billing.services.plan_changes); "system" for a
+        job or Stripe."""
+        if entry.actor is None:
+            return "system"
+        who = entry.actor.email or entry.actor.get_username()
+        is_owner = entry.account is not None and entry.account.owner_id == entry.actor_id
+        return f"{who} (customer)" if is_owner else who
 
     @admin.display(description="Account", ordering="account__owner__email")
     def account_email(self, entry: AuditEntry) -> str:

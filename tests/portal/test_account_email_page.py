@@ -17,7 +17,9 @@ pytestmark = pytest.mark.django_db
 def test_the_header_links_to_the_account_settings(owner_client):
     page = owner_client.get("/dashboard/").content.decode()
 
-    assert re.search(r'<a href="/accounts/email/"\s*>Account</a>', page)
+    # The settings page, whose menu and email section lead to this page.
+    assert re.search(r'<a href="/account/"\s*>Account</a>', page)
+    assert 'href="/accounts/email/"' in owner_client.get("/account/").content.decode()
 
 
 def test_the_page_lists_the_addresses_with_their_state_and_the_account_menu(owner_client, owner):

@@ -1,4 +1,5 @@
-"""In a browser: the Account link opens the email addresses page, laid out as the portal."""
+"""In a browser: the Account link opens the settings page, whose email section leads to the
+email addresses page, laid out as the portal."""
 
 import re
 
@@ -25,6 +26,8 @@ def test_account_link_opens_a_styled_email_page(live_server, page, owner, screen
     if width < 720:
         page.locator("label.nav-toggle-label").click()
     page.get_by_role("link", name="Account", exact=True).click()
+    page.wait_for_url(re.compile(r"/account/$"))
+    page.get_by_role("link", name="Manage email addresses").click()
     page.wait_for_url(re.compile(r"/accounts/email/$"))
 
     choice = page.locator("label.email-choice").first

@@ -7,7 +7,8 @@ documentation they follow:
   the metered usage a line is billed on.
 - `items`: subscription items, their calendar-month periods and prices.
 - `invoice_items`: pending invoice items (the usage of a metered price that left an item, credits).
-- `invoices`: draft invoices, finalization after the grace hour, payment.
+- `invoices`: draft invoices, finalization after the grace hour, payment; the preview of the
+  upcoming invoice.
 - `subscriptions`: creation, flexible-mode price changes and item removal, cancellation.
 - `clock`: advancing the test clock, which closes periods and finalizes drafts as they fall due.
 
@@ -16,7 +17,7 @@ next period), discounts, taxes.
 """
 
 from .clock import catch_up, clock_advance
-from .invoices import invoice_attempt, invoice_finalize, invoice_lines
+from .invoices import invoice_attempt, invoice_finalize, invoice_lines, invoice_preview
 from .items import subscription_items
 from .pricing import is_metered, usage_total
 from .subscriptions import (
@@ -37,6 +38,7 @@ __all__ = [
     "invoice_finalize",
     "invoice_lines",
     "invoice_now_for_update",
+    "invoice_preview",
     "is_metered",
     "item_change_price",
     "item_remove",

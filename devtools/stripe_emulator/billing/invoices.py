@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from ..state import State
 from ..store import LAZY, Store, lazy_field
 from .invoice_items import pending_invoice_items
-from .items import subscription_items, subscription_update
+from .items import add_months, subscription_items, subscription_period, subscription_update
 from .pricing import cents, is_metered, price_amount, usage_total
 
 FINALIZATION_GRACE = 3600  # Stripe's default invoice finalization grace period: one hour
@@ -49,35 +49,34 @@ def _line(
     parent: dict,
     **private,
 ) -> dict:
+    """A line of `invoice_id`, not stored: a preview's lines never are."""
     product = store.objects[price["product"]]
-    return store.add(
-        {
-            "id": store.new_id("il"),
-            "object": "line_item",
-            "amount": amount,
-            "currency": price["currency"],
-            "description": f"{quantity} x {product['name']}"
-            + (" (usage)" if is_metered(price) else ""),
-            "discount_amounts": [],
-            "discountable": True,
-            "discounts": [],
-            "invoice": invoice_id,
-            "livemode": False,
-            "metadata": {},
-            "parent": parent,
-            "period": {"end": period[1], "start": period[0]},
-            "pretax_credit_amounts": [],
-            "pricing": {
-                "price_details": {"price": price["id"], "product": product["id"]},
-                "type": "price_details",
-                "unit_amount_decimal": price["unit_amount_decimal"],
-            },
-            "quantity": quantity,
-            "subtotal": amount,
-            "taxes": [],
-            **{f"_{key}": value for key, value in private.items()},
-        }
-    )
+    return {
+        "id": store.new_id("il"),
+        "object": "line_item",
+        "amount": amount,
+        "currency": price["currency"],
+        "description": f"{quantity} x {product['name']}"
+        + (" (usage)" if is_metered(price) else ""),
+        "discount_amounts": [],
+        "discountable": True,
+        "discounts": [],
+        "invoice": invoice_id,
+        "livemode": False,
+        "metadata": {},
+        "parent": parent,
+        "period": {"end": period[1], "start": period[0]},
+        "pretax_credit_amounts": [],
+        "pricing": {
+            "price_details": {"price": price["id"], "product": product["id"]},
+            "type": "price_details",
+            "unit_amount_decimal": price["unit_amount_decimal"],
+        },
+        "quantity": quantity,
+        "subtotal": amount,
+        "taxes": [],
+        **{f"_{key}": value for key, value in private.items()},
+    }
 
 
 def _item_parent(sub: dict, item_id: str, proration: bool = False) -> dict:
@@ -113,7 +112,94 @@ def invoice_create(
     store = state.store
     customer = store.objects[sub["customer"]]
     invoice_id = store.new_id("in")
-    base = state.base_url
+    lines, pending = _draft_lines(
+        state,
+        sub,
+        invoice_id,
+        licensed_period=licensed_period,
+        metered_period=metered_period,
+        usage_starts=usage_starts,
+        extra_lines=extra_lines,
+    )
+    for line in lines:
+        store.add(line)
+    for item in pending:
+        item["invoice"] = invoice_id
+    sequence = customer["next_invoice_sequence"]
+    customer["next_invoice_sequence"] = sequence + 1
+    invoice = store.add(
+        _invoice_body(
+            state,
+            sub,
+            invoice_id,
+            reason,
+            period,
+            sum(line["amount"] for line in lines),
+            finalize_at=finalize_at,
+            number=f"{customer['invoice_prefix']}-{sequence:04d}",
+        )
+    )
+    sub["latest_invoice"] = invoice_id
+    state.emit("invoice.created", invoice)
+    return invoice
+
+
+def invoice_preview(state: State, sub: dict) -> dict:
+    """The invoice the subscription's current period will end with, as it stands now: what
+    `POST /v1/invoices/create_preview` answers ("Create a preview invoice",
+    https://docs.stripe.com/api/invoices/create_preview: "all the charges that are pending,
+    including subscription renewal charges, invoice item charges"). The same lines the period's
+    close makes (see clock._close_period): the metered usage reported so far, the pending
+    invoice items, and the next period's licensed items unless the subscription ends with the
+    period. Nothing is stored, numbered or emitted; the id is not an invoice's."""
+    store = state.store
+    start, end = subscription_period(state, sub)
+    renews = not sub["cancel_at_period_end"]
+    licensed = (end, add_months(sub["billing_cycle_anchor"], sub["_cycles"] + 1))
+    invoice_id = "upcoming_" + store.new_id("in")
+    lines, _ = _draft_lines(
+        state,
+        sub,
+        invoice_id,
+        licensed_period=licensed if renews else None,
+        metered_period=(start, end),
+        usage_starts=None,
+        extra_lines=(),
+    )
+    invoice = _invoice_body(
+        state,
+        sub,
+        invoice_id,
+        "subscription_cycle",
+        (start, end),
+        sum(line["amount"] for line in lines),
+        finalize_at=end + FINALIZATION_GRACE,
+        number=None,
+    )
+    invoice["lines"] = {
+        "object": "list",
+        "data": [store.render(line) for line in lines],
+        "has_more": False,
+        "total_count": len(lines),
+        "url": f"/v1/invoices/{invoice_id}/lines",
+    }
+    return invoice
+
+
+def _draft_lines(
+    state: State,
+    sub: dict,
+    invoice_id: str,
+    *,
+    licensed_period: tuple[int, int] | None,
+    metered_period: tuple[int, int] | None,
+    usage_starts: dict[str, int] | None,
+    extra_lines: Sequence[dict],
+) -> tuple[list[dict], list[dict]]:
+    """The lines of an invoice (not stored), and the pending invoice items they bill."""
+    store = state.store
+    customer = store.objects[sub["customer"]]
+    lines = []
     for item in subscription_items(state, sub["id"]):
         price = store.objects[item["_price_id"]]
         if is_metered(price):
@@ -132,157 +218,172 @@ def invoice_create(
             quantity = item["quantity"]
             extra = {}
         amount = cents(price_amount(price, quantity))
-        _line(
-            store,
-            invoice_id,
-            price,
-            quantity,
-            amount,
-            line_period,
-            _item_parent(sub, item["id"]),
-            **extra,
+        lines.append(
+            _line(
+                store,
+                invoice_id,
+                price,
+                quantity,
+                amount,
+                line_period,
+                _item_parent(sub, item["id"]),
+                **extra,
+            )
         )
     for credit in extra_lines:
         item = store.objects[credit["item"]]
-        _line(
-            store,
-            invoice_id,
-            store.objects[item["_price_id"]],
-            credit["quantity"],
-            credit["amount"],
-            credit["period"],
-            _item_parent(sub, item["id"], proration=True),
+        lines.append(
+            _line(
+                store,
+                invoice_id,
+                store.objects[item["_price_id"]],
+                credit["quantity"],
+                credit["amount"],
+                credit["period"],
+                _item_parent(sub, item["id"], proration=True),
+            )
         )
-    for pending in pending_invoice_items(state, sub["id"]):
-        pending["invoice"] = invoice_id
-        price = store.objects[pending["pricing"]["price_details"]["price"]]
-        _line(
-            store,
-            invoice_id,
-            price,
-            pending["quantity"],
-            pending["amount"],
-            (pending["period"]["start"], pending["period"]["end"]),
-            {
-                "invoice_item_details": {
-                    "invoice_item": pending["id"],
-                    "proration": pending["proration"],
-                    "proration_details": {"credited_items": None},
-                    "subscription": sub["id"],
+    pending = pending_invoice_items(state, sub["id"])
+    for invoice_item in pending:
+        price = store.objects[invoice_item["pricing"]["price_details"]["price"]]
+        lines.append(
+            _line(
+                store,
+                invoice_id,
+                price,
+                invoice_item["quantity"],
+                invoice_item["amount"],
+                (invoice_item["period"]["start"], invoice_item["period"]["end"]),
+                {
+                    "invoice_item_details": {
+                        "invoice_item": invoice_item["id"],
+                        "proration": invoice_item["proration"],
+                        "proration_details": {"credited_items": None},
+                        "subscription": sub["id"],
+                    },
+                    "subscription_item_details": None,
+                    "type": "invoice_item_details",
                 },
-                "subscription_item_details": None,
-                "type": "invoice_item_details",
-            },
+            )
         )
-    total = sum(line["amount"] for line in _lines_of(store, invoice_id))
-    sequence = customer["next_invoice_sequence"]
-    customer["next_invoice_sequence"] = sequence + 1
+    return lines, pending
+
+
+def _invoice_body(
+    state: State,
+    sub: dict,
+    invoice_id: str,
+    reason: str,
+    period: tuple[int, int],
+    total: int,
+    *,
+    finalize_at: int | None,
+    number: str | None,
+) -> dict:
+    store = state.store
+    customer = store.objects[sub["customer"]]
+    base = state.base_url
     now = store.now()
-    invoice = store.add(
-        {
-            "id": invoice_id,
-            "object": "invoice",
-            "account_country": "US",
-            "account_name": "Meterdesk (emulated)",
-            "account_tax_ids": None,
-            "amount_due": max(total, 0),
-            "amount_overpaid": 0,
-            "amount_paid": 0,
-            "amount_remaining": max(total, 0),
-            "amount_shipping": 0,
-            "application": None,
-            "attempt_count": 0,
-            "attempted": False,
-            "auto_advance": True,
-            "automatic_tax": {
-                "disabled_reason": None,
-                "enabled": False,
-                "liability": None,
-                "provider": None,
-                "status": None,
+    return {
+        "id": invoice_id,
+        "object": "invoice",
+        "account_country": "US",
+        "account_name": "Meterdesk (emulated)",
+        "account_tax_ids": None,
+        "amount_due": max(total, 0),
+        "amount_overpaid": 0,
+        "amount_paid": 0,
+        "amount_remaining": max(total, 0),
+        "amount_shipping": 0,
+        "application": None,
+        "attempt_count": 0,
+        "attempted": False,
+        "auto_advance": True,
+        "automatic_tax": {
+            "disabled_reason": None,
+            "enabled": False,
+            "liability": None,
+            "provider": None,
+            "status": None,
+        },
+        "automatically_finalizes_at": finalize_at,
+        "billing_reason": reason,
+        "collection_method": "charge_automatically",
+        "confirmation_secret": None,
+        "created": now,
+        "currency": sub["currency"],
+        "custom_fields": None,
+        "customer": customer["id"],
+        "customer_address": customer["address"],
+        "customer_email": customer["email"],
+        "customer_name": customer["name"],
+        "customer_phone": customer["phone"],
+        "customer_shipping": None,
+        "customer_tax_exempt": "none",
+        "customer_tax_ids": [],
+        "default_payment_method": None,
+        "default_source": None,
+        "default_tax_rates": [],
+        "description": None,
+        "discounts": [],
+        "due_date": None,
+        "effective_at": None,
+        "ending_balance": None,
+        "footer": None,
+        "from_invoice": None,
+        "hosted_invoice_url": None,
+        "invoice_pdf": None,
+        "issuer": {"type": "self"},
+        "last_finalization_error": None,
+        "latest_revision": None,
+        "lines": LAZY,
+        "livemode": False,
+        "metadata": {},
+        "next_payment_attempt": finalize_at,
+        "number": None,
+        "on_behalf_of": None,
+        "parent": {
+            "quote_details": None,
+            "subscription_details": {
+                "metadata": dict(sub["metadata"]),
+                "subscription": sub["id"],
             },
-            "automatically_finalizes_at": finalize_at,
-            "billing_reason": reason,
-            "collection_method": "charge_automatically",
-            "confirmation_secret": None,
-            "created": now,
-            "currency": sub["currency"],
-            "custom_fields": None,
-            "customer": customer["id"],
-            "customer_address": customer["address"],
-            "customer_email": customer["email"],
-            "customer_name": customer["name"],
-            "customer_phone": customer["phone"],
-            "customer_shipping": None,
-            "customer_tax_exempt": "none",
-            "customer_tax_ids": [],
-            "default_payment_method": None,
-            "default_source": None,
-            "default_tax_rates": [],
-            "description": None,
-            "discounts": [],
-            "due_date": None,
-            "effective_at": None,
-            "ending_balance": None,
-            "footer": None,
-            "from_invoice": None,
-            "hosted_invoice_url": None,
-            "invoice_pdf": None,
-            "issuer": {"type": "self"},
-            "last_finalization_error": None,
-            "latest_revision": None,
-            "lines": LAZY,
-            "livemode": False,
-            "metadata": {},
-            "next_payment_attempt": finalize_at,
-            "number": None,
-            "on_behalf_of": None,
-            "parent": {
-                "quote_details": None,
-                "subscription_details": {
-                    "metadata": dict(sub["metadata"]),
-                    "subscription": sub["id"],
-                },
-                "type": "subscription_details",
-            },
-            "payment_settings": {
-                "default_mandate": None,
-                "payment_method_options": None,
-                "payment_method_types": None,
-            },
-            "period_end": period[1],
-            "period_start": period[0],
-            "post_payment_credit_notes_amount": 0,
-            "pre_payment_credit_notes_amount": 0,
-            "receipt_number": None,
-            "rendering": None,
-            "shipping_cost": None,
-            "shipping_details": None,
-            "starting_balance": 0,
-            "statement_descriptor": None,
-            "status": "draft",
-            "status_transitions": {
-                "finalized_at": None,
-                "marked_uncollectible_at": None,
-                "paid_at": None,
-                "voided_at": None,
-            },
-            "subtotal": total,
-            "subtotal_excluding_tax": total,
-            "test_clock": None,
-            "total": total,
-            "total_discount_amounts": [],
-            "total_excluding_tax": total,
-            "total_pretax_credit_amounts": [],
-            "total_taxes": [],
-            "webhooks_delivered_at": now,
-            "_number": f"{customer['invoice_prefix']}-{sequence:04d}",
-            "_hosted": f"{base}/i/{invoice_id}",
-        }
-    )
-    sub["latest_invoice"] = invoice_id
-    state.emit("invoice.created", invoice)
-    return invoice
+            "type": "subscription_details",
+        },
+        "payment_settings": {
+            "default_mandate": None,
+            "payment_method_options": None,
+            "payment_method_types": None,
+        },
+        "period_end": period[1],
+        "period_start": period[0],
+        "post_payment_credit_notes_amount": 0,
+        "pre_payment_credit_notes_amount": 0,
+        "receipt_number": None,
+        "rendering": None,
+        "shipping_cost": None,
+        "shipping_details": None,
+        "starting_balance": 0,
+        "statement_descriptor": None,
+        "status": "draft",
+        "status_transitions": {
+            "finalized_at": None,
+            "marked_uncollectible_at": None,
+            "paid_at": None,
+            "voided_at": None,
+        },
+        "subtotal": total,
+        "subtotal_excluding_tax": total,
+        "test_clock": None,
+        "total": total,
+        "total_discount_amounts": [],
+        "total_excluding_tax": total,
+        "total_pretax_credit_amounts": [],
+        "total_taxes": [],
+        "webhooks_delivered_at": now,
+        "_number": number,
+        "_hosted": f"{base}/i/{invoice_id}",
+    }
 
 
 def _refresh_usage(state: State, invoice: dict) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..billing import invoice_attempt, invoice_finalize, invoice_lines
+from ..billing import invoice_attempt, invoice_finalize, invoice_lines, invoice_preview
 from ..errors import StripeError
 from ..params import ANY, to_bool, validate
 from ..router import route
@@ -41,6 +41,51 @@ def invoice_list(state: State, params: dict) -> dict:
     if params.get("status"):
         items = [i for i in items if i["status"] == params["status"]]
     return state.store.page(items, params, "/v1/invoices", params.get("expand"))
+
+
+# Subscriptions whose period still ends in an invoice; an ended one has no upcoming invoice.
+UPCOMING_STATUSES = ("active", "past_due", "trialing", "unpaid")
+
+
+@route("POST", "/v1/invoices/create_preview")
+def invoice_create_preview(state: State, params: dict) -> dict:
+    """The upcoming invoice of a customer's subscription ("Create a preview invoice",
+    https://docs.stripe.com/api/invoices/create_preview), as ``billing.invoice_preview`` builds
+    it. Only the preview of what is: no ``subscription_details`` or ``invoice_items`` changes."""
+    validate(params, {"customer": None, "subscription": None, "preview_mode": None})
+    store = state.store
+    if params.get("preview_mode", "next") != "next":
+        raise StripeError(
+            "Only preview_mode=next is emulated.", param="preview_mode", replayable=False
+        )
+    customer_id = params.get("customer")
+    sub: dict | None
+    if params.get("subscription"):
+        sub = store.get(params["subscription"], "subscription", "subscription")
+        if customer_id and sub["customer"] != customer_id:
+            raise StripeError(
+                f"The subscription {sub['id']} does not belong to the customer {customer_id}.",
+                param="subscription",
+            )
+    elif customer_id:
+        store.get(customer_id, "customer", "customer")
+        live = [
+            s
+            for s in store.all("subscription")
+            if s["customer"] == customer_id and s["status"] in UPCOMING_STATUSES
+        ]
+        sub = live[0] if live else None
+    else:
+        raise StripeError(
+            "You must provide one of customer, customer_details, subscription or schedule.",
+            replayable=False,
+        )
+    if sub is None or sub["status"] not in UPCOMING_STATUSES:
+        raise StripeError(
+            f"No upcoming invoices for customer: {customer_id or (sub and sub['customer'])}",
+            code="invoice_upcoming_none",
+        )
+    return store.render(invoice_preview(state, sub), params.get("expand"))
 
 
 @route("GET", "/v1/invoices/{id}/lines")
