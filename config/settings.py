@@ -63,11 +63,15 @@ INSTALLED_APPS = [
     "portal",
     "billing",
     "metering",
+    # The operator's own API sold through a metering proxy (endpoints as data).
+    "gateway",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # WhiteNoise's and django-ratelimit's middleware as async-capable subclasses: under ASGI a
+    # sync-only middleware costs every request two thread hops (portal/asgi_middleware.py).
+    "portal.asgi_middleware.WhiteNoiseMiddleware",
     # Inside WhiteNoise (static files need no policy), outside everything that may answer a
     # request itself (CSRF failures, the 429 page), so every page gets the header.
     "portal.csp.ContentSecurityPolicyMiddleware",
@@ -80,7 +84,7 @@ MIDDLEWARE = [
     "portal.api.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
-    "django_ratelimit.middleware.RatelimitMiddleware",
+    "portal.asgi_middleware.RatelimitMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -106,6 +110,10 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------------
 
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'meterdesk.sqlite3'}")
+# Persistent connections (60 s) for the WSGI web and the workers. The ASGI app (config/asgi.py,
+# the gateway's server) defaults this to 0, as Django says to under ASGI: each request's sync
+# code may run in a thread of its own, and a connection kept in a finished thread is never
+# closed (docs.djangoproject.com/en/5.2/ref/databases/, "Persistent connections").
 DATABASES = {
     "default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))
 }
@@ -184,6 +192,11 @@ API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 5, minimum=0)
 # How often each web process writes its keys' last-used times in one UPDATE; 0: only when the
 # flush_last_used command or task runs in that process.
 API_KEY_LAST_USED_FLUSH_SECONDS = env_int("API_KEY_LAST_USED_FLUSH_SECONDS", 60, minimum=0)
+# The gateway (gateway/): how long each process keeps its table of live endpoints before it
+# reads it again (an admin edit or an archive holds everywhere within this), and the most
+# connections each process keeps open to each upstream.
+GATEWAY_ROUTES_SECONDS = env_int("GATEWAY_ROUTES_SECONDS", 5, minimum=0)
+GATEWAY_MAX_CONNECTIONS = env_int("GATEWAY_MAX_CONNECTIONS", 100, minimum=1)
 
 # --- Auth and accounts ----------------------------------------------------------------------
 
@@ -349,6 +362,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 300.0,
         "options": {"expires": 280},
     },
+    "send-budget-alerts": {
+        "task": "billing.tasks.send_budget_alerts",
+        "schedule": 300.0,
+        "options": {"expires": 280},
+    },
     "enforce-billing-grace": {
         "task": "billing.tasks.account_enforce_grace_task",
         "schedule": crontab(minute=23),
@@ -402,12 +420,20 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # drf-spectacular's default hook, then the operator's own endpoints sold through the
+    # gateway (gateway/schema.py), read from the database when the schema is generated.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "gateway.schema.operator_endpoints_hook",
+    ],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # validatorUrl None: Swagger UI would otherwise send the schema's URL to swagger.io.
     "SWAGGER_UI_SETTINGS": {
-        "deepLinking": True,
+        # No deep links: Swagger UI puts each one as a link inside the operation's button, which
+        # keyboards and screen readers cannot reach (axe: nested-interactive, serious).
+        "deepLinking": False,
         "validatorUrl": None,
         "persistAuthorization": True,
     },

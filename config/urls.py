@@ -10,6 +10,8 @@ from django_ratelimit.decorators import ratelimit
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from billing import urls as billing_urls
+from gateway import urls as gateway_urls
+from portal.api import urls as api_urls
 from portal.rate_limits import login_email
 from portal.views import pages
 
@@ -25,6 +27,10 @@ def _limited(view, rate: str, *keys: str | Callable[[str, HttpRequest], str]):
 
 
 urlpatterns = [
+    # The API first: every API call resolves its path, and none should first be tried against
+    # the pages' patterns. The built-in endpoints (add /v1/ routes in portal/api/urls.py), then
+    # the gateway's (the operator's own endpoints, gateway/urls.py), then the catch-all for /v1/.
+    path("", include(([*api_urls.routes, *gateway_urls.urlpatterns, *api_urls.fallback], "api"))),
     path("healthz", pages.healthz, name="healthz"),
     path(
         "accounts/login/",
@@ -45,8 +51,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     # dj-stripe's webhook URL behind our checks (billing/webhooks.py `stripe_webhook`).
     path("stripe/", include(billing_urls.djstripe_urlpatterns, namespace="djstripe")),
-    # The API under /v1/ (ends with a catch-all: add /v1/ routes in portal/api/urls.py).
-    path("", include("portal.api.urls")),
     path("", include("portal.urls")),
     path("", include("billing.urls")),
     path("", include("metering.urls")),

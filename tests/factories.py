@@ -11,8 +11,9 @@ from django.contrib.auth.models import Permission, User
 from django.utils import timezone
 from djstripe.models import Customer
 
-from billing.models import MeterReport, Tier
+from billing.models import Budget, BudgetAlert, MeterReport, Tier
 from billing.selectors import tier_default
+from gateway.models import Endpoint, Upstream
 from metering.models import QuotaCredit, UsageAlert, UsageRollup
 from portal.keys.format import new_prefix, new_secret
 from portal.models import Account, ApiKey
@@ -194,3 +195,45 @@ class StripeCustomerFactory(ModelFactory[Customer]):
 
     id = factory.Sequence(lambda n: f"cus_test{n:06d}")
     livemode = False
+
+
+class BudgetFactory(ModelFactory[Budget]):
+    class Meta:
+        model = Budget
+
+    account = factory.SubFactory(AccountFactory)
+    amount_cents = 10_000
+    alert_percents = factory.LazyFunction(lambda: [50, 80, 100])
+
+
+class BudgetAlertFactory(ModelFactory[BudgetAlert]):
+    class Meta:
+        model = BudgetAlert
+
+    account = factory.SubFactory(AccountFactory)
+    period_start = factory.LazyAttribute(lambda o: o.account.current_period()[0])
+    threshold_cents = 5_000
+    spent_cents = 5_100
+    budget_cents = 10_000
+
+
+class UpstreamFactory(ModelFactory[Upstream]):
+    class Meta:
+        model = Upstream
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"upstream-{n}")
+    base_url = "http://127.0.0.1:9"
+
+
+class EndpointFactory(ModelFactory[Endpoint]):
+    class Meta:
+        model = Endpoint
+
+    upstream = factory.SubFactory(UpstreamFactory)
+    operation_id = factory.Sequence(lambda n: f"operation{n}")
+    method = "GET"
+    public_path = factory.Sequence(lambda n: f"/things{n}/{{word}}")
+    upstream_path = factory.LazyAttribute(lambda o: o.public_path)
+    cost = 1
+    max_cost = factory.LazyAttribute(lambda o: o.cost)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ("config", "portal", "billing", "metering", "devtools")
+APPS = ("config", "portal", "billing", "metering", "gateway", "devtools")
 
 # What billing and metering may use of portal: the account and key domain, never its web side.
 PORTAL_CORE = (
@@ -23,16 +23,36 @@ PORTAL_CORE = (
     "portal.periods",
     "portal.principal",
 )
-# What portal may use of billing and metering: their published modules.
+# What portal may use of billing and metering: their published modules. ``overview``: the
+# business-wide figures the admin's index shows (portal/admin_overview.py), read apart from the
+# per-account selectors.
 PUBLISHED = {
-    "billing": ("billing.models", "billing.selectors", "billing.services"),
+    "billing": ("billing.models", "billing.selectors", "billing.services", "billing.overview"),
     "metering": (
         "metering.models",
         "metering.selectors",
         "metering.services",
         "metering.hotpath",
         "metering.limiter",
+        "metering.overview",
     ),
+}
+# What the gateway (the operator's own endpoints behind a proxy) may use: portal's core and key
+# cache, the API's error format, key headers and refusals (its answers read like the built-in
+# endpoints'), the metering hot path, and tiers.
+GATEWAY_USES = {
+    "portal": (
+        *PORTAL_CORE,
+        "portal.keys",
+        "portal.api.problems",
+        "portal.api.authentication",
+        "portal.api.permissions",
+        "portal.api.throttling",
+        "portal.api.views",
+        "portal.api.schema",
+    ),
+    "metering": ("metering.hotpath", "metering.limiter", "metering.selectors", "metering.models"),
+    "billing": ("billing.models",),
 }
 # `make run`'s one-process runner starts everything: the Celery app (config) and the emulator.
 RUNNERS = ("portal.management.commands.serve",)
@@ -99,6 +119,10 @@ def _broken_rule(source: str, target: str) -> str | None:
         return "nothing imports the project package; read settings through django.conf"
     if dst == "devtools" or src == "devtools":
         return "the Stripe emulator and the product know nothing of each other"
+    if dst == "gateway" and src != "config":
+        return "nothing imports the gateway but config (its URLs) and make run's runner"
+    if src == "gateway" and not _within(target, GATEWAY_USES[dst]):
+        return f"the gateway reaches {dst} only through {', '.join(GATEWAY_USES[dst])}"
     if src in ("billing", "metering") and dst == "portal" and not _within(target, PORTAL_CORE):
         return "billing and metering use portal's account and key domain, not its web side"
     if src == "metering" and dst == "billing" and not _within(target, ("billing.models",)):
@@ -182,8 +206,16 @@ def test_no_import_cycle_crosses_an_app_boundary():
         ("metering.selectors", "billing.selectors", False),
         ("portal.api.throttling", "metering.hotpath", True),
         ("portal.views.pages", "metering.limiter.redis", True),
+        ("portal.admin_overview", "metering.overview", True),
+        ("portal.admin_overview", "metering.charts", False),
         ("portal.services", "billing.tasks", False),
         ("billing.models", "config.settings", False),
+        ("gateway.views", "metering.hotpath", True),
+        ("gateway.views", "portal.api.problems", True),
+        ("gateway.views", "portal.views.pages", False),
+        ("gateway.services", "billing.services", False),
+        ("portal.api.urls", "gateway.views", False),
+        ("metering.hotpath", "gateway.models", False),
     ],
 )
 def test_the_rules_say_what_the_architecture_page_says(source, target, allowed):

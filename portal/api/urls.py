@@ -10,11 +10,15 @@ from portal.api.views import unknown_endpoint
 
 app_name = "api"
 
-urlpatterns = [
+# The built-in endpoints. config/urls.py puts the gateway's routes (gateway/urls.py: the
+# operator's own endpoints, sold through the proxy) after these and before the catch-all.
+routes = [
     path("v1/lookup", LookupView.as_view(), name="lookup"),
     path("v1/compute", ComputeView.as_view(), name="compute"),
     path("v1/me", MeView.as_view(), name="me"),
     path("v1/usage", UsageView.as_view(), name="usage"),
-    # Last: every other path under /v1/ is a JSON 404, never the HTML page or a slash redirect.
-    re_path(r"^v1/(?P<path>.*)$", unknown_endpoint, name="unknown"),
 ]
+# Last: every other path under /v1/ is a JSON 404, never the HTML page or a slash redirect.
+fallback = [re_path(r"^v1/(?P<path>.*)$", unknown_endpoint, name="unknown")]
+
+urlpatterns = [*routes, *fallback]

@@ -101,20 +101,9 @@ class KeyCache:
         prefix, secret = parts
         secret_hash = ApiKey.hash_secret(secret)
         now = now or timezone.now()
-
-        entry = self._entries.get(prefix)
-        if entry is not None and entry.fresh_until > self._clock():
-            if not hmac.compare_digest(entry.secret_hash, secret_hash):
-                raise KeyRejected("unknown")
-            if entry.principal is None:
-                raise KeyRejected(entry.refusal or "unknown")
-            principal = entry.principal
-            expires_at = principal.key_expires_at
-            if expires_at is not None and expires_at <= now:
-                raise KeyRejected("expired")
-            if now < principal.period_end:
-                return principal
-            # The quota period rolled over while cached: read the new period's credits.
+        cached = self._cached(prefix, secret_hash, now)
+        if cached is not None:
+            return cached
 
         epoch = self._epoch
         key = api_key_for_prefix(prefix)
@@ -129,6 +118,31 @@ class KeyCache:
         principal = api_principal_build(key, now=now)
         self._store(prefix, secret_hash, key.account_id, principal, None, epoch)
         return principal
+
+    def resolve_cached(self, raw_key: str, *, now: datetime | None = None) -> ApiPrincipal | None:
+        """``resolve`` without the database: the principal (or ``KeyRejected``) when this process
+        holds the key fresh, None when only ``resolve`` can tell. The async gateway asks this
+        first and sends only the misses to a thread (``sync_to_async(resolve)``)."""
+        parts = split_key(raw_key)
+        if parts is None:
+            raise KeyRejected("malformed")
+        prefix, secret = parts
+        return self._cached(prefix, ApiKey.hash_secret(secret), now or timezone.now())
+
+    def _cached(self, prefix: str, secret_hash: str, now: datetime) -> ApiPrincipal | None:
+        entry = self._entries.get(prefix)
+        if entry is None or entry.fresh_until <= self._clock():
+            return None
+        if not hmac.compare_digest(entry.secret_hash, secret_hash):
+            raise KeyRejected("unknown")
+        if entry.principal is None:
+            raise KeyRejected(entry.refusal or "unknown")
+        principal = entry.principal
+        expires_at = principal.key_expires_at
+        if expires_at is not None and expires_at <= now:
+            raise KeyRejected("expired")
+        # The quota period rolled over while cached (None): read the new period's credits.
+        return principal if now < principal.period_end else None
 
     def _store(
         self,

@@ -10,6 +10,7 @@ import logging
 import warnings
 
 import pytest
+import uvicorn
 from django.core.management import call_command
 from django.db.migrations.recorder import MigrationRecorder
 from django.db.utils import ConnectionHandler
@@ -31,15 +32,26 @@ def start(monkeypatch, settings, tmp_path):
     settings.STRIPE_USE_EMULATOR = False
 
     def call_command_stand_in(name, *args, **options):
-        if isinstance(name, serve.EmbeddedRunserver):
-            # What runserver's handle() sets before it binds, then its bind callback.
-            name.addr, name._raw_ipv6, name.protocol = "127.0.0.1", False, "http"
-            name.on_bind(8123)
-        elif name == "seed_demo":
+        if name == "seed_demo":
             assert options.get("no_logins") is True
             options["stdout"].write("free: up to date\npro: up to date\n")
 
+    def serve_stand_in(self, host, port, banner):
+        # uvicorn's server, up to its bind callback.
+        config = uvicorn.Config(app="config.asgi:application", host=host, port=port)
+        serve.EmbeddedServer(config, banner=banner, stdout=self.stdout).announce(port)
+
+    class DemoUpstreamStandIn:
+        url = "http://127.0.0.1:8001"
+
+        def stop(self):
+            pass
+
     monkeypatch.setattr(serve, "call_command", call_command_stand_in)
+    monkeypatch.setattr(serve.Command, "_serve", serve_stand_in)
+    monkeypatch.setattr(
+        serve.Command, "_start_demo_upstream", lambda self, port, say: DemoUpstreamStandIn()
+    )
     monkeypatch.setattr(serve, "quiet_routine_logs", lambda: None)
     monkeypatch.setattr(serve.signal, "signal", lambda *args: None)
     monkeypatch.setattr(serve.Command, "_drain_usage", lambda self: None)
@@ -66,8 +78,9 @@ def test_a_restart_prints_the_logins_then_the_url_last(start):
     assert logins < lines.index(URL_LINE)
     assert f"  developer  {DEMO_DEVELOPER[0]} / {DEMO_DEVELOPER[1]}" in lines
     assert any(line.startswith(f"  operator   {DEMO_ADMIN[0]} / {DEMO_ADMIN[1]}") for line in lines)
-    # Django's own banner (date, version, its URL again) is not printed.
-    assert not any("Starting development server" in line for line in lines)
+    # The server's own banner (its URL again) is not printed.
+    assert not any("Uvicorn running" in line for line in lines)
+    assert any("Demo upstream: http://127.0.0.1:8001/" in line for line in lines)
     assert len(lines) <= 10
 
 

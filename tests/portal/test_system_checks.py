@@ -104,10 +104,13 @@ def test_serve_warns_when_bound_beyond_the_loopback(monkeypatch, settings, host,
     settings.REDIS_URL = ""
     settings.STRIPE_USE_EMULATOR = False
     ran: list[str] = []
-    # The server is Django's runserver, passed as the command object that prints serve's banner.
     monkeypatch.setattr(
-        "portal.management.commands.serve.call_command",
-        lambda name, *a, **k: ran.append(name if isinstance(name, str) else "runserver"),
+        "portal.management.commands.serve.call_command", lambda name, *a, **k: ran.append(name)
+    )
+    # The server (uvicorn) is started by Command._serve.
+    monkeypatch.setattr(
+        "portal.management.commands.serve.Command._serve",
+        lambda self, host, port, banner: ran.append("server"),
     )
     monkeypatch.setattr("portal.management.commands.serve.signal.signal", lambda *a: None)
     # Logger levels are the process's: not this test's to change for the tests after it.
@@ -119,7 +122,7 @@ def test_serve_warns_when_bound_beyond_the_loopback(monkeypatch, settings, host,
         stdout=io.StringIO(), stderr=stderr,
     )  # fmt: skip
 
-    assert ran == ["migrate", "runserver"]
+    assert ran == ["migrate", "server"]
     assert ("PRODUCTION is off, but --host lets other machines reach" in stderr.getvalue()) is (
         warned
     )

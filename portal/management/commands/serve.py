@@ -1,8 +1,10 @@
 """``make run``: the whole product in one process, on the embedded defaults.
 
-Migrates, starts the bundled Stripe emulator when no Stripe key is set, seeds the demo, starts
-Celery beat in a thread (tasks run eagerly in this process, so the in-process limiter's counters
-are rolled up by the same process that holds them), then serves HTTP.
+Migrates, starts the bundled Stripe emulator when no Stripe key is set, seeds the demo (with the
+demo upstream: a small API in a process of its own, imported from its OpenAPI document and sold
+through the gateway), starts Celery beat in a thread (tasks run eagerly in this process, so the
+in-process limiter's counters are rolled up by the same process that holds them), then serves
+HTTP with uvicorn: ASGI, as production does, so the gateway's proxy runs async.
 
 What it prints is for a developer watching a terminal: what to sign in with, then the URL, last,
 once the port is bound. The jobs' routine lines (beat sending a task every minute, each task
@@ -15,14 +17,18 @@ import logging
 import os
 import re
 import signal
+import socket
+import subprocess
+import sys
+import time
 import warnings
 from datetime import timedelta
 from pathlib import Path
 
+import uvicorn
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
-from django.core.management.commands import runserver
 from django.db import connection
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations.recorder import MigrationRecorder
@@ -37,6 +43,9 @@ logger = logging.getLogger(__name__)
 # Celery's trace of each task that succeeded (a failure is logged at ERROR, still shown), the
 # emulator loading its state file.
 ROUTINE_LOGGERS = ("celery.beat", "celery.app.trace", "devtools.stripe_emulator")
+# The demo upstream's OpenAPI document, imported on every start (idempotent).
+DEMO_OPENAPI = Path(settings.BASE_DIR) / "gateway" / "demo_openapi.yaml"
+DEMO_UPSTREAM_NAME = "demo"
 
 
 class Command(BaseCommand):
@@ -49,8 +58,23 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8000, help="Port to bind (default 8000).")
         parser.add_argument("--no-jobs", action="store_true", help="Do not run the beat jobs.")
         parser.add_argument("--no-seed", action="store_true", help="Do not seed the demo data.")
+        parser.add_argument(
+            "--upstream-port",
+            type=int,
+            default=8001,
+            help="Port of the demo upstream sold through the gateway (default 8001).",
+        )
 
-    def handle(self, *args, host: str, port: int, no_jobs: bool, no_seed: bool, **options):
+    def handle(
+        self,
+        *args,
+        host: str,
+        port: int,
+        no_jobs: bool,
+        no_seed: bool,
+        upstream_port: int = 8001,
+        **options,
+    ):
         if settings.REDIS_URL:
             raise CommandError(
                 "serve runs the embedded mode; with REDIS_URL set run gunicorn, "
@@ -78,25 +102,70 @@ class Command(BaseCommand):
             call_command("seed_demo", stdout=seeded, no_color=True, no_logins=True)
             if fresh or verbose:
                 self.stdout.write(seeded.getvalue().rstrip("\n"))
+        upstream = None
+        if not no_seed:
+            upstream = self._start_demo_upstream(upstream_port, say=fresh or verbose)
         if not no_jobs:
             self._start_beat()
-        banner = self._banner(demo_logins=not no_seed, emulator=emulator)
-        # The embedded mode is for one machine; production serves config.wsgi with gunicorn.
-        os.environ.setdefault("DJANGO_RUNSERVER_HIDE_WARNING", "true")
+        banner = self._banner(demo_logins=not no_seed, emulator=emulator, upstream=upstream)
         # A stop (Ctrl+C or SIGTERM) first rolls up every counter this process holds: the
-        # in-process limiter keeps usage in memory, and usage is never to be lost.
+        # in-process limiter keeps usage in memory, and usage is never to be lost. uvicorn
+        # handles both while it serves and raises them again once it has shut down.
         signal.signal(signal.SIGTERM, _interrupt)
         try:
-            call_command(
-                EmbeddedRunserver(banner=banner, stdout=self.stdout, stderr=self.stderr),
-                f"{host}:{port}",
-                use_reloader=False,
-                use_threading=True,
-            )
+            self._serve(host, port, banner)
+        except KeyboardInterrupt:
+            # Ctrl+C or SIGTERM, raised again by uvicorn once it has shut down: a normal stop.
+            pass
         finally:
+            if upstream is not None:
+                upstream.stop()
             self._drain_usage()
 
-    def _banner(self, *, demo_logins: bool, emulator) -> list[str]:
+    def _serve(self, host: str, port: int, banner: list[str]) -> None:
+        """config.asgi under uvicorn in this process (the embedded mode is one process);
+        production runs the same application under gunicorn's uvicorn workers."""
+        config = uvicorn.Config(
+            "config.asgi:application",
+            host=host,
+            port=port,
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            # Open streams (server-sent events through the gateway) get this long to finish.
+            timeout_graceful_shutdown=5,
+        )
+        server = EmbeddedServer(config, banner=banner, stdout=self.stdout)
+        try:
+            server.run()
+        except SystemExit:
+            # uvicorn exits when it cannot bind, after logging why.
+            raise CommandError(
+                f"Cannot listen on {host}:{port}; is another server using that port? "
+                "Set PORT (make run) or --port to a free one."
+            ) from None
+
+    def _start_demo_upstream(self, port: int, *, say: bool) -> "DemoUpstreamProcess":
+        """Import the demo upstream's document (idempotent), then run it as its own process."""
+        from gateway.models import Upstream
+
+        imported = io.StringIO()
+        call_command(
+            "import_openapi",
+            str(DEMO_OPENAPI),
+            "--upstream",
+            f"http://127.0.0.1:{port}",
+            "--name",
+            DEMO_UPSTREAM_NAME,
+            stdout=imported,
+            no_color=True,
+        )
+        if say:
+            self.stdout.write(imported.getvalue().rstrip("\n"))
+        secret = Upstream.objects.get(name=DEMO_UPSTREAM_NAME).signing_secret
+        return DemoUpstreamProcess(port=port, secret=secret).start()
+
+    def _banner(self, *, demo_logins: bool, emulator, upstream=None) -> list[str]:
         """What is printed once the port is bound, the URL last (``{url}`` is filled in then)."""
         from portal.management.commands.seed_demo import DEMO_ADMIN, DEMO_DEVELOPER
 
@@ -114,6 +183,11 @@ class Command(BaseCommand):
         ]
         if emulator is not None:
             lines.append(f"  Stripe emulator: {emulator.url}/ (no real Stripe account needed)")
+        if upstream is not None:
+            lines.append(
+                f"  Demo upstream: {upstream.url}/, sold through the gateway at /v1/echo/{{word}}, "
+                "/v1/words, /v1/ticks (docs/gateway.md)"
+            )
         lines += [
             "  Press Ctrl+C to stop.",
             "",
@@ -152,29 +226,79 @@ class Command(BaseCommand):
         logger.debug("Celery beat runs in-process; jobs run eagerly in this process")
 
 
-class EmbeddedRunserver(runserver.Command):
-    """Django's development server, announcing itself with serve's banner instead of its own
-    four lines, so the portal's URL is the last line printed. ``on_bind`` is where Django's
-    runserver prints its banner once the socket is bound (django/core/management/commands/
-    runserver.py), so a port already taken still ends in its "Error: That port is already in
-    use." and no URL."""
+class EmbeddedServer(uvicorn.Server):
+    """uvicorn, announcing itself with serve's banner (the URL last) once the socket is bound,
+    instead of its own lines. A port already taken ends in uvicorn's error and no URL."""
 
-    # Set by runserver's handle() from the address given, before it binds.
-    addr: str
-    _raw_ipv6: bool
-
-    def __init__(self, *, banner: list[str], **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, config: uvicorn.Config, *, banner: list[str], stdout):
+        super().__init__(config)
         self.banner = banner
+        self.stdout = stdout
 
-    def on_bind(self, server_port: int) -> None:
-        # As runserver's own on_bind spells the address ("0" stands for every IPv4 one).
-        host = "0.0.0.0" if self.addr == "0" else self.addr  # noqa: S104 - shown, not bound
-        if self._raw_ipv6:
-            host = f"[{host}]"
-        url = f"{self.protocol}://{host}:{server_port}/"
+    async def startup(self, sockets=None) -> None:
+        await super().startup(sockets)
+        if self.servers:
+            self.announce(self.servers[0].sockets[0].getsockname()[1])
+
+    def announce(self, bound_port: int) -> None:
+        host = self.config.host
+        host = f"[{host}]" if ":" in host else host
+        url = f"http://{host}:{bound_port}/"
         for line in self.banner:
             self.stdout.write(line.replace("{url}", url))
+
+
+class DemoUpstreamProcess:
+    """The demo's upstream (gateway/demo_upstream.py) as a process of its own, as an operator's
+    API would be: uvicorn on the loopback, told the signing secret it verifies calls with."""
+
+    def __init__(self, *, port: int, secret: str):
+        self.port = port
+        self.secret = secret
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, *, wait: float = 10.0) -> "DemoUpstreamProcess":
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "gateway.demo_upstream:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ]
+        env = {**os.environ, "DEMO_UPSTREAM_SECRET": self.secret}
+        self.process = subprocess.Popen(command, env=env, cwd=settings.BASE_DIR)  # noqa: S603
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise CommandError(
+            f"The demo upstream could not listen on port {self.port}; set --upstream-port "
+            "to a free port."
+        )
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
 
 
 def database_is_fresh(using: BaseDatabaseWrapper = connection) -> bool:
