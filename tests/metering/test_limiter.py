@@ -1,70 +1,31 @@
 """The limiter, against both backends: exact under concurrency, GCRA pacing, quota policies,
 give-back, and the drain/discard protocol the rollup relies on.
 
-Redis cases use database 15 under a key prefix of their own, emptied around each test.
+Redis cases use a key prefix of their own, emptied around each test (tests/metering/limiters.py);
+the multi-process case uses database 15.
 """
 
 import multiprocessing
 import threading
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from metering.limiter.base import Outcome, Policy
+from metering.limiter.base import Outcome
 from metering.limiter.local import LocalLimiter
 from metering.limiter.redis import RedisLimiter
+from tests.metering.limiters import NOW, backend, hit, make_policy
 from tests.metering.workers import hammer_redis
 from tests.services import redis_url
 
+__all__ = ["backend"]  # the fixture, used by name
+
+# The processes of the multi-process case share this prefix (the other cases take the one of
+# their own that tests.metering.limiters gives them).
 PREFIX = "mdtest"
-NOW = 1_900_000_000.0  # a fixed clock for the cases that step time by hand
 
 
 def redis_test_url() -> str:
     return redis_url().rsplit("/", 1)[0] + "/15"
-
-
-@pytest.fixture(params=["local", "redis"])
-def backend(request):
-    if request.param == "local":
-        yield LocalLimiter()
-        return
-    limiter = RedisLimiter(redis_test_url(), timeout_ms=1000, prefix=PREFIX)
-    limiter.reset()
-    yield limiter
-    limiter.reset()
-
-
-def make_policy(
-    *,
-    rate: int = 600,
-    burst: int | None = None,
-    quota: int = 1_000_000,
-    overage_policy: str = "block",
-    cap: int | None = None,
-) -> Policy:
-    start = datetime.fromtimestamp(NOW, UTC) - timedelta(days=3)
-    return Policy(
-        rate_per_minute=rate,
-        burst=burst or rate,
-        quota=quota,
-        overage_policy=overage_policy,
-        overage_cap=cap,
-        period_start=start,
-        period_end=start + timedelta(days=30),
-    )
-
-
-def hit(limiter, policy, *, cost=1, now=NOW, account_id=1, key_id=1, endpoint="lookup"):
-    return limiter.hit(
-        account_id=account_id,
-        key_id=key_id,
-        endpoint=endpoint,
-        cost=cost,
-        policy=policy,
-        seed=0,
-        now=now,
-    )
 
 
 def test_missing_quota_counter_asks_for_a_seed_and_counts_nothing(backend):
