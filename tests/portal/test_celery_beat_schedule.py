@@ -19,6 +19,7 @@ JOBS = {
     "billing.tasks.subscriptions_reconcile_task": ("daily", "reconcile_subscriptions"),
     "billing.tasks.usage_reconcile_task": ("daily", "reconcile_usage"),
     "billing.tasks.apply_tier_switches": (60, "apply_tier_switches"),
+    "billing.tasks.send_budget_alerts": (300, "send_budget_alerts"),
 }
 
 
