@@ -19,6 +19,7 @@ built and by the ``metering.E001`` check (``manage.py check``), before any reque
 
 import enum
 from dataclasses import dataclass, replace
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis
@@ -221,28 +222,36 @@ def redis_client(target: RedisTarget, *, timeout_ms: int) -> RedisClient:
     # the sentinels for the primary's address on every new connection, and turns a READONLY
     # reply (the server it knew was demoted) into a ConnectionError, dropping that connection.
     sentinel = Sentinel(
-        list(target.nodes),
-        sentinel_kwargs={
-            "socket_timeout": seconds,
-            "socket_connect_timeout": seconds,
-            "retry": no_retry,
-            "username": target.sentinel_username,
-            "password": target.sentinel_password,
-            "ssl": target.ssl,
-        },
+        list(target.nodes), sentinel_kwargs=_sentinel_options(target, seconds, no_retry)
     )
-    return sentinel.master_for(
-        target.master_name,
-        db=target.db,
-        socket_timeout=seconds,
-        socket_connect_timeout=seconds,
-        retry=no_retry,
-        health_check_interval=0,
-        decode_responses=True,
-        username=target.username,
-        password=target.password,
-        ssl=target.ssl,
-    )
+    return sentinel.master_for(target.master_name, **_primary_options(target, seconds, no_retry))
+
+
+def _sentinel_options(target: RedisTarget, seconds: float, no_retry: Any) -> dict[str, Any]:
+    """How a Sentinel client talks to the sentinels themselves (sync and asyncio alike)."""
+    return {
+        "socket_timeout": seconds,
+        "socket_connect_timeout": seconds,
+        "retry": no_retry,
+        "username": target.sentinel_username,
+        "password": target.sentinel_password,
+        "ssl": target.ssl,
+    }
+
+
+def _primary_options(target: RedisTarget, seconds: float, no_retry: Any) -> dict[str, Any]:
+    """How a Sentinel client talks to the primary it was told of (sync and asyncio alike)."""
+    return {
+        "db": target.db,
+        "socket_timeout": seconds,
+        "socket_connect_timeout": seconds,
+        "retry": no_retry,
+        "health_check_interval": 0,
+        "decode_responses": True,
+        "username": target.username,
+        "password": target.password,
+        "ssl": target.ssl,
+    }
 
 
 def redis_async_client(target: RedisTarget, *, timeout_ms: int) -> AsyncRedisClient:
@@ -279,28 +288,9 @@ def redis_async_client(target: RedisTarget, *, timeout_ms: int) -> AsyncRedisCli
     # The asyncio Sentinel pool also asks the sentinels for the primary on each new connection
     # and turns READONLY into a ConnectionError (redis.asyncio.sentinel.SentinelManagedConnection).
     sentinel = redis.asyncio.sentinel.Sentinel(
-        list(target.nodes),
-        sentinel_kwargs={
-            "socket_timeout": seconds,
-            "socket_connect_timeout": seconds,
-            "retry": no_retry,
-            "username": target.sentinel_username,
-            "password": target.sentinel_password,
-            "ssl": target.ssl,
-        },
+        list(target.nodes), sentinel_kwargs=_sentinel_options(target, seconds, no_retry)
     )
-    return sentinel.master_for(
-        target.master_name,
-        db=target.db,
-        socket_timeout=seconds,
-        socket_connect_timeout=seconds,
-        retry=no_retry,
-        health_check_interval=0,
-        decode_responses=True,
-        username=target.username,
-        password=target.password,
-        ssl=target.ssl,
-    )
+    return sentinel.master_for(target.master_name, **_primary_options(target, seconds, no_retry))
 
 
 def redis_client_close(client: RedisClient) -> None:
