@@ -110,22 +110,31 @@ class Handler(BaseHTTPRequestHandler):
                 if slot in state.store.in_flight:
                     return self._send_error(_key_in_use(idempotency_key), request_id)
                 state.store.in_flight.add(slot)
+        answer = None
         try:
             if fault is not None and fault.delay:
                 time.sleep(fault.delay)
                 if not fault.apply:
                     # Lost before Stripe executed it: nothing done, nothing saved.
-                    return self._send_fault(fault, request_id)
-                fault = None  # processed after the delay, like any request
-            if fault is not None and not (fault.status and fault.status >= 500):
+                    answer = _fault_answer(fault, saved=False)
+                fault = None  # with `apply`, processed after the delay like any request
+            elif fault is not None and not (fault.status and fault.status >= 500):
                 fault = None
-            self._run_api(state, route, path_args, params, key, idempotency_key, request_id, fault)
+            if answer is None:
+                answer = self._run_api(
+                    state, route, path_args, params, key, idempotency_key, request_id, fault
+                )
         finally:
+            # The key is free before the answer leaves: a client that retries the moment it has
+            # the answer must get the saved result, not "in use".
             if slot is not None:
                 with state.store.lock:
                     state.store.in_flight.discard(slot)
+        status, body, headers = answer
+        self._send(status, body, request_id, headers)
 
     def _run_api(self, state, route, path_args, params, key, idempotency_key, request_id, fault):
+        """Run an API request under the store's lock: its status, body and headers."""
         fingerprint = hashlib.sha256(
             json.dumps([route.pattern.pattern, path_args, params], sort_keys=True).encode()
         ).hexdigest()
@@ -143,9 +152,9 @@ class Handler(BaseHTTPRequestHandler):
                     saved = None
                 if saved is not None:
                     if saved["fingerprint"] != fingerprint:
-                        return self._send_error(_key_reused(idempotency_key), request_id)
+                        return _error_answer(_key_reused(idempotency_key))
                     replayed = {**saved["headers"], "Idempotent-Replayed": "true"}
-                    return self._send(saved["status"], saved["body"].encode(), request_id, replayed)
+                    return saved["status"], saved["body"].encode(), replayed
             rollback = None
             if fault is not None and not fault.apply:
                 rollback = (store.snapshot(), list(state.webhooks.pending))
@@ -176,7 +185,7 @@ class Handler(BaseHTTPRequestHandler):
                 }
             if route.method != "GET":
                 state.persist()
-        self._send(status, body, request_id, headers)
+        return status, body, headers
 
     def _run_page(self, state, route, path_args, query, raw_body, method) -> None:
         params = decode(raw_body.decode() if raw_body else query)
@@ -199,7 +208,8 @@ class Handler(BaseHTTPRequestHandler):
         self._send(status, body, request_id, headers)
 
     def _send_error(self, error: StripeError, request_id: str) -> None:
-        self._send(error.status, json.dumps(error.body()).encode(), request_id, error.headers)
+        status, body, headers = _error_answer(error)
+        self._send(status, body, request_id, headers)
 
     def _send_json(self, status: int, body, request_id: str) -> None:
         self._send(status, json.dumps(body, indent=2).encode(), request_id)
@@ -285,6 +295,10 @@ def _fault_answer(fault, saved: bool) -> tuple[int, bytes, dict[str, str]]:
             "An unknown error occurred (injected fault).", status=status, type="api_error"
         )
     return status, json.dumps(error.body()).encode(), headers
+
+
+def _error_answer(error: StripeError) -> tuple[int, bytes, dict[str, str]]:
+    return error.status, json.dumps(error.body()).encode(), error.headers
 
 
 def _key_reused(idempotency_key: str) -> StripeError:
