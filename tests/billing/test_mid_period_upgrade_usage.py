@@ -79,8 +79,9 @@ def test_a_tier_switch_keeps_the_whole_billing_periods_usage_on_the_page(
     assert AccountPeriod.objects.filter(account=subscribed).count() == 1
 
 
+@pytest.mark.parametrize("second", [17, 0], ids=["mid-minute upgrade", "whole-minute upgrade"])
 def test_an_upgrade_from_free_lists_the_free_period_and_shows_its_usage(
-    owner_client, account, catalog, webhooks
+    owner_client, account, catalog, webhooks, frozen, second
 ):
     # Signed up an hour ago (account_create records the free period as it begins).
     account.period_start = timezone.now().replace(second=0, microsecond=0) - timedelta(hours=1)
@@ -88,10 +89,16 @@ def test_an_upgrade_from_free_lists_the_free_period_and_shows_its_usage(
     account_period_begin(account=account)
     rolled_up(account, account.period_start + timedelta(minutes=5), 7)
 
+    upgrade = (int(webhooks.emulator.now) // 60 + 1) * 60 + second
+    webhooks.emulator.advance_clock(to=upgrade)
     checkout_and_pay(owner_client, catalog.pro)
     webhooks.deliver()
     account.refresh_from_db()
     assert account.tier == catalog.pro
+    # A paid period Stripe starts on a whole minute begins for the account a second later
+    # (billing.services.subscriptions: that second's free calls stay free); until then the free
+    # period is the one running. The developer looks a few seconds after paying.
+    frozen(account.period_start + timedelta(seconds=5))
 
     current = owner_client.get("/usage/").content.decode()
     # The paid period starts at the upgrade: the free usage is not in it...
