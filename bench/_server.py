@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -173,6 +174,17 @@ class BenchServer:
 
         django.setup()
 
+    # Seconds the workers get to import Django and answer ``ready_path``.
+    start_seconds: ClassVar[float] = 30
+
+    def serving_args(self) -> list[str]:
+        """What gunicorn serves and how: the WSGI app on gthread workers."""
+        return [
+            "config.wsgi:application",
+            "--worker-class", "gthread",
+            "--threads", str(self.threads),
+        ]  # fmt: skip
+
     def start(self, ready_path: str) -> None:
         # The server's log goes to a file (django.request logs every 429 at WARNING); its tail
         # is printed if the bench fails.
@@ -180,11 +192,9 @@ class BenchServer:
         self.log = self.log_path.open("w")
         self.process = subprocess.Popen(
             [
-                PYTHON, "-m", "gunicorn", "config.wsgi:application",
+                PYTHON, "-m", "gunicorn", *self.serving_args(),
                 "--bind", f"127.0.0.1:{self.port}",
                 "--workers", str(self.workers),
-                "--worker-class", "gthread",
-                "--threads", str(self.threads),
                 "--keep-alive", "30",
                 "--log-level", "warning",
             ],
@@ -193,10 +203,10 @@ class BenchServer:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )  # fmt: skip
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + self.start_seconds
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise SystemExit(f"gunicorn exited with {self.process.returncode}")
+                raise SystemExit(f"gunicorn exited: {self.log_path.read_text()[-2000:]}")
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
                 conn.request("GET", ready_path)
@@ -205,7 +215,7 @@ class BenchServer:
             except OSError:
                 pass
             time.sleep(0.2)
-        raise SystemExit("gunicorn did not answer within 30 s")
+        raise SystemExit(f"gunicorn did not answer within {self.start_seconds:g} s")
 
     def pids(self) -> list[int]:
         """The gunicorn master and its workers."""

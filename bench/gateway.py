@@ -6,7 +6,7 @@ own baseline.
   buffering of the answer), the reference proxy: a non-daemon child on a loopback port, with a
   config of this run's own;
 - ``meterdesk``: through Meterdesk's gateway as deployed (docs/deploy.md): gunicorn with
-  ``uvicorn_worker.UvicornWorker`` serving ``config.asgi`` (``--workers`` 2 per CPU by default),
+  ``uvicorn_worker.UvicornWorker`` serving ``config.asgi`` (``--workers`` one per CPU by default),
   a private redis-server for the limiter, a scratch SQLite database with the upstream, two
   endpoints of cost 1 and a key on a tier that never refuses. Every call is authenticated,
   admitted and settled (one EVALSHA), signed and proxied.
@@ -21,12 +21,14 @@ between rounds cancels out):
 
 (a) 0 ms upstream, 8 clients: p50 and p99 latency of each path; Meterdesk's and nginx's added
     latency over direct (ms);
-(b) 20 ms upstream, 64 clients: requests/s of each path; Meterdesk / nginx.
+(b) 20 ms upstream, 64 clients: requests/s of each path; Meterdesk / nginx; and each proxy's
+    CPU per request (its processes, Meterdesk's Redis with it), which does not depend on what
+    else shares the host.
 
 Targets (issue 15): Meterdesk adds <= 1.5 ms p50 at 8 clients; Meterdesk's req/s >= 0.9 x
 nginx's at 64 clients with a 20 ms upstream.
 
-    .venv/bin/python bench/gateway.py [--requests 2000] [--rounds 5] [--workers 4]
+    .venv/bin/python bench/gateway.py [--requests 2000] [--rounds 5] [--workers 2]
 
 Needs nginx (``apt-get install -y nginx``) and redis-server on the PATH.
 """
@@ -45,10 +47,20 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._server import PYTHON, ROOT, BenchServer, free_port, private_redis, wait_for_port
+from bench._server import (
+    PYTHON,
+    ROOT,
+    BenchServer,
+    children_of,
+    cpu_seconds,
+    free_port,
+    private_redis,
+    wait_for_port,
+)
 
 PATHS = ("direct", "nginx", "meterdesk")
 BODY = json.dumps({"ok": True, "word": "meterdesk"}).encode()
@@ -177,37 +189,11 @@ class Nginx:
 class Meterdesk(BenchServer):
     """BenchServer's scratch database and environment, served as deployed: ASGI."""
 
-    def start(self, ready_path: str) -> None:
-        self.log_path = self.scratch / "gunicorn.log"
-        self.log = self.log_path.open("w")
-        self.process = subprocess.Popen(
-            [
-                PYTHON, "-m", "gunicorn", "config.asgi:application",
-                "-k", "uvicorn_worker.UvicornWorker",
-                "--bind", f"127.0.0.1:{self.port}",
-                "--workers", str(self.workers),
-                "--keep-alive", "30",
-                "--log-level", "warning",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        # Workers import Django on a shared, loaded machine: give them time.
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(f"gunicorn exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                conn.request("GET", ready_path)
-                if conn.getresponse().status < 500:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.5)
-        raise SystemExit("gunicorn did not answer within 180 s")
+    # Workers import Django on a shared, loaded machine: give them time.
+    start_seconds: ClassVar[float] = 180
+
+    def serving_args(self) -> list[str]:
+        return ["config.asgi:application", "-k", "uvicorn_worker.UvicornWorker"]
 
 
 def sell(zero: int, slow: int) -> str:
@@ -299,12 +285,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1))
+    # One per CPU, as docs/deploy.md has the gateway deployed.
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
 
     zero = Upstream.start(0)
     slow = Upstream.start(20)
-    nginx = Nginx.start(zero=zero.port, slow=slow.port)
+    try:
+        nginx = Nginx.start(zero=zero.port, slow=slow.port)
+    except BaseException:
+        # The upstreams are children holding this script's output open: a run that stops
+        # here (no nginx) must not leave them behind.
+        slow.stop()
+        zero.stop()
+        raise
     try:
         with private_redis() as redis_server:
             env = {
@@ -318,7 +312,7 @@ def main() -> None:
                 meterdesk.prepare()
                 key = sell(zero.port, slow.port)
                 meterdesk.start(ready_path="/healthz")
-                run(args, zero, slow, nginx, meterdesk, key)
+                run(args, zero, slow, nginx, meterdesk, key, redis_server.pid)
             finally:
                 meterdesk.stop()
     finally:
@@ -327,7 +321,15 @@ def main() -> None:
         zero.stop()
 
 
-def run(args, zero: Upstream, slow: Upstream, nginx: Nginx, meterdesk: Meterdesk, key: str):
+def run(
+    args,
+    zero: Upstream,
+    slow: Upstream,
+    nginx: Nginx,
+    meterdesk: Meterdesk,
+    key: str,
+    redis_pid: int,
+):
     auth = {"Authorization": f"Bearer {key}"}
     targets = {
         "zero": {
@@ -354,6 +356,13 @@ def run(args, zero: Upstream, slow: Upstream, nginx: Nginx, meterdesk: Meterdesk
     p99: dict[str, list[float]] = {path: [] for path in PATHS}
     rates: dict[str, list[float]] = {path: [] for path in PATHS}
     ratio: list[float] = []
+    # CPU of each proxy (its processes; Meterdesk's Redis with it) per request at 64 clients:
+    # what it costs whatever CPUs the load generator and the upstream leave it.
+    proxy_pids = {
+        "nginx": [nginx.process.pid, *children_of(nginx.process.pid)],
+        "meterdesk": [*meterdesk.pids(), redis_pid],
+    }
+    cpu_ms: dict[str, list[float]] = {"nginx": [], "meterdesk": []}
     failures = 0
     for round_ in range(args.rounds):
         order = PATHS[round_ % 3 :] + PATHS[: round_ % 3]
@@ -371,9 +380,13 @@ def run(args, zero: Upstream, slow: Upstream, nginx: Nginx, meterdesk: Meterdesk
         throughput = {}
         for name in order:
             port, path, headers = targets["slow"][name]
+            pids = proxy_pids.get(name, [])
+            cpu_before = cpu_seconds(pids)
             throughput[name] = drive(
                 port, path, headers=headers, requests=args.requests, clients=64
             )
+            if name in cpu_ms:
+                cpu_ms[name].append((cpu_seconds(pids) - cpu_before) * 1000 / args.requests)
             failures += throughput[name].failures
             rates[name].append(throughput[name].rate)
         ratio.append(throughput["meterdesk"].rate / throughput["nginx"].rate)
@@ -404,6 +417,9 @@ def run(args, zero: Upstream, slow: Upstream, nginx: Nginx, meterdesk: Meterdesk
     for name in PATHS:
         print(f"  {name:10} {spread(rates[name], '', 0)}")
     print(f"  meterdesk / nginx: {spread(ratio)}")
+    print("  proxy CPU per request (its processes, Meterdesk's Redis included), ms")
+    for name, values in cpu_ms.items():
+        print(f"  {name:10} {spread(values, '', 3)}")
 
     meets_latency = statistics.median(added_p50["meterdesk"]) <= 1.5
     meets_rate = statistics.median(ratio) >= 0.9

@@ -294,7 +294,7 @@ def _verify(upstream: Upstream, endpoint: Endpoint, raw_key: str, cost: int) -> 
 
 
 def _authorise(principal: ApiPrincipal, endpoint: Endpoint, cost: int) -> None:
-    """What the proxy checks before admitting (gateway.views._authorise), in its order."""
+    """What the proxy checks before admitting (gateway.proxy._authorise), in its order."""
     if not principal.account_active:
         raise AccountSuspended(reason=principal.suspended_reason)
     if endpoint.scope and not principal.allows(endpoint.scope):

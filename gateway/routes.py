@@ -11,13 +11,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from gateway.paths import PathTemplate, parse_template
+from portal.database import db_read
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +132,7 @@ class RouteTable:
             return fresh
         # In Django's one thread for sync code (thread_sensitive), as every ORM call from
         # async code should be: it shares the request's connection and transaction.
-        return await sync_to_async(self.routes)()
+        return await db_read(self.routes)
 
     @staticmethod
     def match(

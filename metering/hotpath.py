@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable, Iterable
 from functools import partial
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
@@ -40,6 +39,7 @@ from metering.limiter.base import (
 )
 from metering.metrics import LIMITER_SECONDS, decision_count, refusal_count
 from metering.selectors import quota_seed_units
+from portal.database import db_read
 from portal.principal import ApiPrincipal
 
 logger = logging.getLogger(__name__)
@@ -223,8 +223,8 @@ async def admit_async(
 ) -> Decision:
     """``admit`` on an event loop (the gateway's proxy): the same limiter call, through
     redis.asyncio on Redis and directly on the in-process backend; the quota seed is read from
-    the database in a thread (``sync_to_async``). ``cost`` is the endpoint's maximum: what is
-    reserved until ``settle_async``."""
+    the database in a thread (``portal.database.db_read``). ``cost`` is the endpoint's maximum:
+    what is reserved until ``settle_async``."""
     policy = policy_for(principal)
     limiter = get_limiter()
     hit = partial(
@@ -240,7 +240,8 @@ async def admit_async(
     try:
         decision = await hit()
         if decision.outcome == Outcome.NEEDS_SEED:
-            seed = await sync_to_async(quota_seed_units)(
+            seed = await db_read(
+                quota_seed_units,
                 account_id=principal.account_id,
                 period_start=policy.period_start,
                 period_end=policy.period_end,

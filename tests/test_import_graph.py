@@ -22,6 +22,8 @@ PORTAL_CORE = (
     "portal.signals",
     "portal.periods",
     "portal.principal",
+    # Reads from async code, the connection cared for as a request's (the gateway, the limiter).
+    "portal.database",
 )
 # What portal may use of billing and metering: their published modules. ``overview``: the
 # business-wide figures the admin's index shows (portal/admin_overview.py), read apart from the

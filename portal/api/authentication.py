@@ -98,24 +98,28 @@ class ApiKeyAuthentication(BaseAuthentication):
 
     @staticmethod
     def _presented_key(request) -> str | None:
-        """The key from ``Authorization: Bearer <key>`` or ``X-API-Key``; None when neither
-        header is sent.
+        return presented_key(
+            request.META.get("HTTP_AUTHORIZATION"), request.META.get("HTTP_X_API_KEY")
+        )
 
-        A header that is sent must hold a key: an empty one, or another Authorization scheme,
-        is refused as malformed rather than skipped for the other header. Both headers may be
-        sent only with the same key: with two different keys no one can tell which the client
-        meant, so neither wins. Two dictionary reads and no SQL: this runs on every call.
-        """
-        authorization: str | None = request.META.get("HTTP_AUTHORIZATION")
-        api_key: str | None = request.META.get("HTTP_X_API_KEY")
-        bearer = None if authorization is None else _bearer_key(authorization)
-        if api_key is not None:
-            api_key = api_key.strip()
-            if not api_key:
-                raise KeyHeadersRefused(KeyHeadersRefused.EMPTY_API_KEY)
-        if bearer is not None and api_key is not None and bearer != api_key:
-            raise KeyHeadersRefused(KeyHeadersRefused.TWO_KEYS)
-        return bearer or api_key
+
+def presented_key(authorization: str | None, api_key: str | None) -> str | None:
+    """The key from ``Authorization: Bearer <key>`` or ``X-API-Key`` (the two headers' values,
+    None when not sent); None when neither header is sent.
+
+    A header that is sent must hold a key: an empty one, or another Authorization scheme,
+    is refused as malformed rather than skipped for the other header. Both headers may be
+    sent only with the same key: with two different keys no one can tell which the client
+    meant, so neither wins. No SQL: this runs on every call.
+    """
+    bearer = None if authorization is None else _bearer_key(authorization)
+    if api_key is not None:
+        api_key = api_key.strip()
+        if not api_key:
+            raise KeyHeadersRefused(KeyHeadersRefused.EMPTY_API_KEY)
+    if bearer is not None and api_key is not None and bearer != api_key:
+        raise KeyHeadersRefused(KeyHeadersRefused.TWO_KEYS)
+    return bearer or api_key
 
 
 def _bearer_key(authorization: str) -> str:
