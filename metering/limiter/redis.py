@@ -28,6 +28,7 @@ import secrets
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ from redis.typing import EncodableT
 
 from metering.limiter.base import (
     MICROS,
+    TOKEN_SECONDS,
     Bucket,
     Decision,
     Limiter,
@@ -107,6 +109,8 @@ QUOTA_TTL_AFTER_PERIOD = 86_400
 BATCH_TIMEOUT_MS = 5000
 # A call whose reply did not come is sent once more (same token, see hit.lua), then voided.
 HIT_ATTEMPTS = 2
+# Most voids one process keeps while Redis is unreachable (see RedisLimiter._unsent_voids).
+_UNSENT_VOIDS_MAX = 10_000
 # Most _HitShape kept: a bound well above the keys one process serves in a cache period.
 _SHAPES_MAX = 20_000
 # The reply may be lost after the script ran: safe to repeat only with the request's token.
@@ -209,6 +213,11 @@ class RedisLimiter(Limiter):
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _AsyncConnection] = (
             weakref.WeakKeyDictionary()
         )
+        # Voids that could not reach Redis (``_hit_once``), oldest first: give_back.lua's KEYS
+        # and ARGV and the moment past which the token is forgotten and the minute may be
+        # rolled up (its minute + TOKEN_SECONDS), when sending it would change nothing. Sent
+        # again after the next call Redis answers, from whichever thread or loop makes it.
+        self._unsent_voids: deque[_Void] = deque(maxlen=_UNSENT_VOIDS_MAX)
 
     def _connected(self) -> _Connection:
         """The clients, made on first use: a cluster client connects as it is made, and a
@@ -440,22 +449,47 @@ class RedisLimiter(Limiter):
             try:
                 # Inside the try: a cluster down when the process started fails here.
                 connection = self._connected()
-                return _run_script(connection.client, connection.hit, keys, args)
+                reply = _run_script(connection.client, connection.hit, keys, args)
             except _UNANSWERED as exc:
                 failure, unanswered = exc, True
             except (RedisError, RedisClusterException) as exc:
                 # An error reply (CLUSTERDOWN, OOM...) is Redis deciding not to run the script.
                 failure = exc
                 break
+            else:
+                if self._unsent_voids:
+                    self._send_voids(connection)
+                return reply
         assert failure is not None
         message = f"{_describe(failure)} (attempt {attempt} of {HIT_ATTEMPTS})"
         if unanswered:
+            void = _void(keys, args)
             try:
                 connection = self._connected()
-                _run_script(connection.client, connection.give_back, *_void_call(keys, args))
+                _run_script(connection.client, connection.give_back, *void.call)
             except (RedisError, RedisClusterException) as exc:
+                self._unsent_voids.append(void)
                 message += _void_failed(exc)
         raise LimiterUnavailable(message) from failure
+
+    def _send_voids(self, connection: _Connection) -> None:
+        """Send the voids Redis missed while it was unreachable, now that it answers again: a
+        primary killed after running a script, and after passing it to the replica promoted in
+        its place, never sent the reply; the call was refused, and its void now gives its units
+        back (a void sent twice changes nothing, give_back.lua). Stops at the first that fails
+        again, which waits for the next call."""
+        for _ in range(len(self._unsent_voids)):
+            try:
+                void = self._unsent_voids.popleft()
+            except IndexError:  # another thread sent the rest
+                return
+            if time.time() >= void.forgotten_at:
+                continue
+            try:
+                _run_script(connection.client, connection.give_back, *void.call)
+            except (RedisError, RedisClusterException):
+                self._unsent_voids.appendleft(void)
+                return
 
     async def _hit_once_async(
         self, keys: tuple[str, ...], args: tuple[_ScriptArg, ...]
@@ -468,21 +502,42 @@ class RedisLimiter(Limiter):
             attempt += 1
             try:
                 connection = await self._connected_async()
-                return await _run_script_async(connection, "hit", keys, args)
+                reply = await _run_script_async(connection, "hit", keys, args)
             except _UNANSWERED as exc:
                 failure, unanswered = exc, True
             except (RedisError, RedisClusterException) as exc:
                 failure = exc
                 break
+            else:
+                if self._unsent_voids:
+                    await self._send_voids_async(connection)
+                return reply
         assert failure is not None
         message = f"{_describe(failure)} (attempt {attempt} of {HIT_ATTEMPTS})"
         if unanswered:
+            void = _void(keys, args)
             try:
                 connection = await self._connected_async()
-                await _run_script_async(connection, "give_back", *_void_call(keys, args))
+                await _run_script_async(connection, "give_back", *void.call)
             except (RedisError, RedisClusterException) as exc:
+                self._unsent_voids.append(void)
                 message += _void_failed(exc)
         raise LimiterUnavailable(message) from failure
+
+    async def _send_voids_async(self, connection: _AsyncConnection) -> None:
+        """``_send_voids`` on the event loop's client."""
+        for _ in range(len(self._unsent_voids)):
+            try:
+                void = self._unsent_voids.popleft()
+            except IndexError:
+                return
+            if time.time() >= void.forgotten_at:
+                continue
+            try:
+                await _run_script_async(connection, "give_back", *void.call)
+            except (RedisError, RedisClusterException):
+                self._unsent_voids.appendleft(void)
+                return
 
     def _settle_call(
         self, reservation: Reservation, units: int, error: bool, now: float | None
@@ -809,19 +864,30 @@ async def _run_script_async(
         await pool.release(pooled)
 
 
-def _void_call(
-    keys: tuple[str, ...], args: tuple[_ScriptArg, ...]
-) -> tuple[tuple[str, ...], tuple[_ScriptArg, ...]]:
-    """give_back.lua's KEYS and ARGV to void a hit whose reply never came: rate, quota, usage
-    and tokens keys; its whole cost, interval, counters' suffix, clock, token and minute."""
+@dataclass(frozen=True, slots=True)
+class _Void:
+    # give_back.lua's KEYS and ARGV.
+    call: tuple[tuple[str, ...], tuple[_ScriptArg, ...]]
+    # Epoch seconds from which Redis has forgotten the token (and the rollup may take the
+    # minute): a void sent later changes nothing.
+    forgotten_at: int
+
+
+def _void(keys: tuple[str, ...], args: tuple[_ScriptArg, ...]) -> _Void:
+    """The void of a hit whose reply never came: rate, quota, usage and tokens keys; its whole
+    cost, interval, counters' suffix, clock, token and minute."""
     cost, interval, *_, suffix, _, minute, now_us, _, token = args
-    return (*keys[:3], keys[5]), (cost, interval, suffix, now_us, token, minute, "void")
+    return _Void(
+        call=((*keys[:3], keys[5]), (cost, interval, suffix, now_us, token, minute, "void")),
+        forgotten_at=int(minute) + TOKEN_SECONDS,
+    )
 
 
 def _void_failed(exc: BaseException) -> str:
     return (
-        f"; voiding it failed too ({_describe(exc)}): "
-        "if an attempt ran before the failure, this call stays counted"
+        f"; voiding it failed too ({_describe(exc)}): it is sent again after the next call "
+        f"Redis answers, within {TOKEN_SECONDS} s of the call's minute; if an attempt ran "
+        "and the void never arrives, this call stays counted"
     )
 
 

@@ -13,11 +13,18 @@ Three topologies, told apart by the URL's scheme; nothing else changes for the o
   ``sentinel_username``/``sentinel_password`` query options. The database is the ``db``
   query option only: ``/mdk/3`` is refused rather than guessed at.
 
+TLS options are redis-py's own query options, read the same way in all three forms:
+``ssl_ca_certs`` (the CA that signed the servers' certificates, when not one the system trusts),
+``ssl_certfile`` and ``ssl_keyfile`` (the client's certificate, which Redis asks for unless
+``tls-auth-clients no``), ``ssl_cert_reqs`` (``required``, the default; ``optional``; ``none``)
+and ``ssl_check_hostname``. They need a TLS scheme, and the files must exist.
+
 Anything else is an ``ImproperlyConfigured`` naming what is wrong, raised when the limiter is
 built and by the ``metering.E001`` check (``manage.py check``), before any request.
 """
 
 import enum
+import os
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -57,6 +64,12 @@ _SCHEMES = {
 # A node listed without a port: Redis's and Sentinel's own defaults.
 DEFAULT_PORTS = {Topology.CLUSTER: 6379, Topology.SENTINEL: 26379}
 _SENTINEL_OPTIONS = {"db", "sentinel_username", "sentinel_password"}
+# redis-py's TLS options (https://redis.readthedocs.io/en/stable/connections.html, SSLConnection):
+# those naming a file, and the two that take a word.
+_TLS_FILES = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
+_TLS_CERT_REQS = ("required", "optional", "none")
+_TLS_BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+_TLS_OPTIONS = {*_TLS_FILES, "ssl_cert_reqs", "ssl_check_hostname"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +88,13 @@ class RedisTarget:
     ssl: bool = False
     sentinel_username: str | None = None
     sentinel_password: str | None = None
+    # redis-py's TLS keyword arguments from the URL's options (cluster and Sentinel; for one
+    # server redis-py reads them from the URL itself), as (name, value) pairs.
+    tls: tuple[tuple[str, str | bool], ...] = ()
+
+    @property
+    def tls_kwargs(self) -> dict[str, Any]:
+        return dict(self.tls)
 
 
 def _fail(url: str, problem: str) -> ImproperlyConfigured:
@@ -119,6 +139,11 @@ def redis_target(url: str) -> RedisTarget:
             parse_url(url)
         except ValueError as exc:
             raise _fail(url, str(exc)) from None
+        # redis-py reads the options itself (the first of each); only the TLS ones are checked.
+        given = parse_qs(urlsplit(url).query, keep_blank_values=True)
+        _tls_options(
+            url, {name: values[0] for name, values in given.items()}, ssl=scheme == "rediss"
+        )
         return RedisTarget(topology=Topology.SERVER, url=url)
     if scheme not in _SCHEMES:
         raise _fail(
@@ -134,10 +159,9 @@ def redis_target(url: str) -> RedisTarget:
     if not hosts:
         raise _fail(url, "no host:port to connect to")
     nodes = _nodes(url, hosts, DEFAULT_PORTS[topology])
-    try:
-        options = parse_qs(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
-    except ValueError:
-        raise _fail(url, f"the query {parts.query!r} is not name=value pairs") from None
+    options = _single_options(url, parts.query)
+    tls = _tls_options(url, options, ssl=ssl)
+    options = {name: value for name, value in options.items() if name not in _TLS_OPTIONS}
     cluster = RedisTarget(
         topology=Topology.CLUSTER,
         url=url,
@@ -145,6 +169,7 @@ def redis_target(url: str) -> RedisTarget:
         username=unquote(username) or None,
         password=unquote(password) or None,
         ssl=ssl,
+        tls=tuple(tls.items()),
     )
     if topology == Topology.CLUSTER:
         if parts.path.strip("/"):
@@ -163,12 +188,7 @@ def redis_target(url: str) -> RedisTarget:
     unknown = set(options) - _SENTINEL_OPTIONS
     if unknown:
         raise _fail(url, f"unknown option(s) {', '.join(sorted(unknown))} for Sentinel")
-    single = {}
-    for name, values in options.items():
-        if len(values) != 1:
-            raise _fail(url, f"the option {name} is given {len(values)} times")
-        single[name] = values[0]
-    db_text = single.get("db", "0")
+    db_text = options.get("db", "0")
     if not db_text.isdigit():
         raise _fail(url, f"db={db_text!r} is not a database number")
     return replace(
@@ -176,9 +196,54 @@ def redis_target(url: str) -> RedisTarget:
         topology=Topology.SENTINEL,
         master_name=segments[0],
         db=int(db_text),
-        sentinel_username=single.get("sentinel_username") or None,
-        sentinel_password=single.get("sentinel_password") or None,
+        sentinel_username=options.get("sentinel_username") or None,
+        sentinel_password=options.get("sentinel_password") or None,
     )
+
+
+def _single_options(url: str, query: str) -> dict[str, str]:
+    """The URL's query options, each given once."""
+    try:
+        options = parse_qs(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError:
+        raise _fail(url, f"the query {query!r} is not name=value pairs") from None
+    for name, values in options.items():
+        if len(values) != 1:
+            raise _fail(url, f"the option {name} is given {len(values)} times")
+    return {name: values[0] for name, values in options.items()}
+
+
+def _tls_options(url: str, options: dict[str, str], *, ssl: bool) -> dict[str, str | bool]:
+    """The TLS options among ``options``, checked: a TLS scheme, files that exist, known words.
+    A certificate file that is not there would otherwise surface only at the first connection,
+    as a TLS error on every call."""
+    given = {name: value for name, value in options.items() if name in _TLS_OPTIONS}
+    if not given:
+        return {}
+    if not ssl:
+        raise _fail(
+            url,
+            f"{', '.join(sorted(given))} need TLS: use rediss://, rediss-cluster:// or "
+            "rediss-sentinel://",
+        )
+    tls: dict[str, str | bool] = {}
+    for name, value in given.items():
+        if name in _TLS_FILES:
+            if not os.path.isfile(value):
+                raise _fail(url, f"{name}: no file at {value!r}")
+            tls[name] = value
+        elif name == "ssl_cert_reqs":
+            if value not in _TLS_CERT_REQS:
+                raise _fail(url, f"ssl_cert_reqs must be one of {', '.join(_TLS_CERT_REQS)}")
+            tls[name] = value
+        else:
+            if value.lower() not in _TLS_BOOLEANS:
+                raise _fail(url, f"{name}={value!r} is not true or false")
+            tls[name] = _TLS_BOOLEANS[value.lower()]
+    if "ssl_keyfile" in tls and "ssl_certfile" not in tls:
+        # (A certificate file may hold its key too: ssl_certfile alone is fine.)
+        raise _fail(url, "ssl_keyfile is the key of a client certificate: add ssl_certfile")
+    return tls
 
 
 def redis_client(target: RedisTarget, *, timeout_ms: int) -> RedisClient:
@@ -217,6 +282,7 @@ def redis_client(target: RedisTarget, *, timeout_ms: int) -> RedisClient:
             username=target.username,
             password=target.password,
             ssl=target.ssl,
+            **target.tls_kwargs,
         )
     # https://redis.readthedocs.io/en/stable/connections.html#sentinel-client: the pool asks
     # the sentinels for the primary's address on every new connection, and turns a READONLY
@@ -236,6 +302,7 @@ def _sentinel_options(target: RedisTarget, seconds: float, no_retry: Any) -> dic
         "username": target.sentinel_username,
         "password": target.sentinel_password,
         "ssl": target.ssl,
+        **target.tls_kwargs,
     }
 
 
@@ -251,6 +318,7 @@ def _primary_options(target: RedisTarget, seconds: float, no_retry: Any) -> dict
         "username": target.username,
         "password": target.password,
         "ssl": target.ssl,
+        **target.tls_kwargs,
     }
 
 
@@ -284,6 +352,7 @@ def redis_async_client(target: RedisTarget, *, timeout_ms: int) -> AsyncRedisCli
             username=target.username,
             password=target.password,
             ssl=target.ssl,
+            **target.tls_kwargs,
         )
     # The asyncio Sentinel pool also asks the sentinels for the primary on each new connection
     # and turns READONLY into a ConnectionError (redis.asyncio.sentinel.SentinelManagedConnection).

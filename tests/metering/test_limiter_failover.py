@@ -293,5 +293,8 @@ def test_a_killed_sentinel_master_refuses_calls_until_a_replica_is_promoted(sent
     )
     assert tally.other == []
     assert sum(tally.unavailable.values()) > 0
-    # Never counted twice; the loss is what the master had not sent to the promoted replica.
+    # Never counted twice, never billed unserved: a call the master ran and passed to the
+    # replica but never answered was refused, and its void is sent once the replica is promoted
+    # (a CI run before the voids waited counted 7,590 of 7,589 admitted). The loss is what the
+    # master had not sent to the promoted replica.
     assert admitted - 16 <= counted <= admitted

@@ -20,6 +20,7 @@ import redis
 
 from metering.limiter.base import LimiterUnavailable, Outcome
 from metering.limiter.redis import LUA_DIR, RedisLimiter
+from tests.loops import run_on_own_loop
 from tests.metering.workers import policy as make_policy
 from tests.services import redis_url
 
@@ -37,11 +38,13 @@ class HoldingProxy:
     held back ``requests[i]`` seconds and its reply ``replies[i]`` (0 past the lists). The
     connection's handshake (CLIENT SETINFO, SELECT) passes at once: only the EVALSHA and what
     follows are held. A held-back request still reaches Redis after its client hung up, as one
-    already in flight would."""
+    already in flight would. A connection whose index is in ``refused`` is closed as it is
+    accepted, as by a server that just died."""
 
-    def __init__(self, target: tuple[str, int], *, requests=(), replies=()):
+    def __init__(self, target: tuple[str, int], *, requests=(), replies=(), refused=()):
         self.target = target
         self.requests, self.replies = list(requests), list(replies)
+        self.refused = set(refused)
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
         self.accepted = 0
@@ -55,6 +58,9 @@ class HoldingProxy:
             except OSError:
                 return
             index, self.accepted = self.accepted, self.accepted + 1
+            if index in self.refused:
+                client.close()
+                continue
             upstream = socket.create_connection(self.target)
             self.sockets += [client, upstream]
             script_sent = threading.Event()
@@ -118,10 +124,10 @@ def direct():
 def proxied():
     made: list[tuple[HoldingProxy, RedisLimiter]] = []
 
-    def make(*, requests=(), replies=()) -> tuple[HoldingProxy, RedisLimiter]:
+    def make(*, requests=(), replies=(), refused=()) -> tuple[HoldingProxy, RedisLimiter]:
         parsed = urlparse(_redis_db12())
         upstream = (parsed.hostname or "127.0.0.1", parsed.port or 6379)
-        proxy = HoldingProxy(upstream, requests=requests, replies=replies)
+        proxy = HoldingProxy(upstream, requests=requests, replies=replies, refused=refused)
         limiter = RedisLimiter(
             f"redis://127.0.0.1:{proxy.port}/12", timeout_ms=TIMEOUT_MS, prefix=PREFIX
         )
@@ -202,6 +208,40 @@ def test_a_call_that_ran_but_was_never_answered_is_given_back(direct, proxied):
     assert counted(direct) == (0, 0, 0)
     # The rate window is given back too: a full burst is available again.
     assert hit_once(direct).rate_remaining == POLICY.burst - 3
+
+
+def test_a_void_that_could_not_reach_redis_is_sent_after_the_next_answered_call(direct, proxied):
+    # A primary that ran the call and died before answering: both attempts ran, neither reply
+    # came, and the void found no server (third connection refused).
+    _, limiter = proxied(replies=[HELD_BACK, HELD_BACK], refused=[2])
+
+    with pytest.raises(LimiterUnavailable, match="sent again after the next call"):
+        hit_once(limiter)
+    # Refused, yet counted: until Redis answers again, the void waits in the process.
+    assert counted(direct) == (3, 3, 1)
+
+    decision = hit_once(limiter)
+
+    # The next call is counted, and the refused one given back: what was served is billed.
+    assert decision.outcome == Outcome.ADMITTED
+    assert counted(direct) == (3, 3, 1)
+    # Sent after the call's own script: its decision still saw the refused call's units.
+    assert decision.quota_used == 6
+
+
+def test_the_asyncio_path_sends_a_waiting_void_too(direct, proxied):
+    _, limiter = proxied(replies=[HELD_BACK, HELD_BACK], refused=[2])
+    with pytest.raises(LimiterUnavailable):
+        hit_once(limiter)
+
+    decision = run_on_own_loop(
+        limiter.hit_async(
+            account_id=ACCOUNT, key_id=1, endpoint="lookup", cost=3, policy=POLICY, seed=0
+        )
+    )
+
+    assert decision.outcome == Outcome.ADMITTED
+    assert counted(direct) == (3, 3, 1)
 
 
 def test_a_refusal_is_not_recorded_and_a_repeat_decides_afresh(direct, proxied):
