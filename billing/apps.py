@@ -24,4 +24,4 @@ class BillingConfig(AppConfig):
 
         # Connects the webhook receivers, after dj-stripe's own (djstripe comes first in
         # INSTALLED_APPS), so ours see the objects dj-stripe has just synced.
-        from billing import webhooks  # noqa: F401
+        from billing import receivers, webhooks  # noqa: F401

@@ -1,4 +1,5 @@
-"""Billing emails to an account's owner, each as text and HTML from templates/billing/email/,
+"""Billing emails to an organisation's owners and billing members (and whoever else opted in:
+``portal.selectors.account_alert_recipients``), each as text and HTML from templates/billing/email/,
 and the tasks that send them (billing.services queues them once its change is committed)."""
 
 from typing import TYPE_CHECKING
@@ -12,6 +13,7 @@ from django.urls import reverse
 from billing.models import BudgetAlert
 from billing.selectors import tier_default
 from portal.models import Account
+from portal.selectors import account_alert_recipients
 
 if TYPE_CHECKING:
     from billing.projection import InvoiceProjection
@@ -30,7 +32,7 @@ def _send(account: Account, template: str) -> None:
         subject=f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}{subject}",
         message=render_to_string(f"billing/email/{template}.txt", context),
         from_email=None,
-        recipient_list=[account.email],
+        recipient_list=account_alert_recipients(account),
         html_message=render_to_string(f"billing/email/{template}.html", context),
     )
 
@@ -95,7 +97,7 @@ def budget_alert_email(
     message = EmailMultiAlternatives(
         subject=f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}{subject}",
         body=render_to_string("billing/email/budget_alert.txt", context),
-        to=[account.email],
+        to=account_alert_recipients(account),
     )
     message.attach_alternative(
         render_to_string("billing/email/budget_alert.html", context), "text/html"

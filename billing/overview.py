@@ -9,8 +9,9 @@ never converted or mixed across currencies.
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import TruncWeek
+from django.db.models import CharField, Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast, TruncWeek
 from djstripe.models import Subscription
 
 from billing.models import MeterReport
@@ -103,12 +104,19 @@ def accounts_subscribed_to(accounts: QuerySet[Account], tier_id: int) -> QuerySe
 
 
 def _first_paying_subscription() -> Subquery:
-    """When the account's owner first subscribed and paid: the creation of the oldest of
-    their subscriptions that got past its first payment. Through the customer's subscriber
-    (the owner), so a customer replaced since (``account_stripe_customer_ensure``) still
-    counts its subscriptions."""
+    """When the organisation first subscribed and paid: the creation of the oldest of its
+    subscriptions that got past its first payment. Matched by its own Stripe customers: the
+    one it links to, and any it had before (``account_stripe_customer_ensure`` replaces a
+    customer Stripe lost), each of which names the organisation in its metadata
+    (``account_id``, set when it is created). Not by the customer's subscriber (dj-stripe's,
+    the user who was primary owner then): one person owns several organisations, and an
+    ownership transfer moves an organisation to another person."""
     return Subquery(
-        Subscription.objects.filter(customer__subscriber_id=OuterRef("owner_id"))
+        Subscription.objects.alias(account_ref=KeyTextTransform("account_id", "customer__metadata"))
+        .filter(
+            Q(customer__djstripe_id=OuterRef("stripe_customer_id"))
+            | Q(account_ref=Cast(OuterRef("pk"), CharField()))
+        )
         .exclude(stripe_data__status__in=NOT_PAYING_STATUSES)
         .order_by("created")
         .values("created")[:1]

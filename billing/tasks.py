@@ -11,17 +11,20 @@ tasks the services queue live in billing.emails.
 import logging
 import random
 
+import stripe
 from celery import shared_task
 from django.db import transaction
 
 from billing.models import BudgetAlert, MeterReport, TierSwitch
 from billing.services.budgets import budget_alerts_send
+from billing.services.checkout import account_stripe_customer_email_sync
 from billing.services.grace import account_enforce_grace
 from billing.services.reconcile import invoices_reconcile, subscriptions_reconcile
 from billing.services.reports import usage_report_account, usage_report_due_accounts
 from billing.services.switch import tier_switches_apply
 from billing.services.usage_reconcile import usage_reconcile
 from metering.services import usage_rollup
+from portal.models import Account
 
 logger = logging.getLogger(__name__)
 
@@ -107,3 +110,13 @@ def send_budget_alerts() -> int:
     """Every five minutes: email each budget amount a developer's usage charges have reached,
     once per billing period. Returns how many emails went out."""
     return sum(1 for alert in budget_alerts_send() if alert.status == BudgetAlert.Status.SENT)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=8)
+def stripe_customer_email_sync(self, account_id: int) -> None:
+    """Give the Stripe customer the new primary owner's email (billing.receivers queues it);
+    retried with backoff while Stripe cannot be reached. Sending it twice changes nothing."""
+    try:
+        account_stripe_customer_email_sync(account=Account.objects.get(pk=account_id))
+    except (stripe.APIConnectionError, stripe.RateLimitError) as error:
+        raise self.retry(exc=error, countdown=min(600, 10 * 2**self.request.retries)) from None

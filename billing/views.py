@@ -1,4 +1,7 @@
-"""Pricing and billing pages, and the two buttons that leave for Stripe (Checkout, portal)."""
+"""Pricing and billing pages, and the two buttons that leave for Stripe (Checkout, portal), for
+the organisation the member acts for: the billing page and its invoices need
+``INVOICES_VIEW``, a tier change or Stripe's portal (card, plan, cancel) ``TIER_CHANGE``, a
+budget ``BUDGET_MANAGE`` (portal.permissions)."""
 
 import logging
 import time
@@ -28,8 +31,9 @@ from billing.services.checkout import billing_portal_session_create, checkout_se
 from billing.services.errors import BillingError
 from billing.services.switch import tier_switch_request
 from portal.models import Account
+from portal.organisation_access import membership_current_or_none, organisation_for
+from portal.permissions import Action
 from portal.principal import AuthenticatedHttpRequest
-from portal.services import account_ensure
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +52,8 @@ def _redirect_303(url: str) -> HttpResponseRedirect:
 
 @require_safe
 def pricing(request: HttpRequest) -> HttpResponse:
-    account = account_ensure(owner=request.user) if request.user.is_authenticated else None
+    membership = membership_current_or_none(request)
+    account = membership.account if membership is not None else None
     context = {
         "tiers": list(tier_list_public()),
         "account": account,
@@ -65,7 +70,7 @@ def pricing(request: HttpRequest) -> HttpResponse:
 @require_safe
 @never_cache
 def billing_overview(request: AuthenticatedHttpRequest) -> HttpResponse:
-    account = account_ensure(owner=request.user)
+    account = organisation_for(request, Action.INVOICES_VIEW).account
     pending = _checkout_pending(request, account)
     return _billing_page(request, account, checkout=pending)
 
@@ -102,9 +107,9 @@ def _billing_page(
 @login_required
 @require_POST
 def budget(request: AuthenticatedHttpRequest) -> HttpResponse:
-    """Set, change or remove the developer's own budget (the URL names no account: nobody
+    """Set, change or remove the organisation's budget (the URL names no account: nobody
     reaches another's)."""
-    account = account_ensure(owner=request.user)
+    account = organisation_for(request, Action.BUDGET_MANAGE).account
     if request.POST.get("action") == "remove":
         if budget_remove(account=account):
             messages.success(request, "Budget removed: no more budget emails.")
@@ -150,7 +155,7 @@ def _checkout_pending(request: HttpRequest, account: Account) -> dict | None:
 def checkout(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Upgrade: off to Stripe Checkout for the chosen tier; a subscribed developer switches
     tiers here instead, from the next whole minute (billing.services.switch)."""
-    account = account_ensure(owner=request.user)
+    account = organisation_for(request, Action.TIER_CHANGE).account
     tier = get_object_or_404(Tier, slug=request.POST.get("tier", ""), is_public=True)
     if account.payment_status in SUBSCRIBED_STATUSES and account.stripe_customer is not None:
         return _switch(request, account, tier)
@@ -190,7 +195,7 @@ def _switch(request: HttpRequest, account: Account, tier: Tier) -> HttpResponse:
 @require_POST
 def portal(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Manage billing: off to the Stripe customer portal (card, tier, cancel, invoices)."""
-    return _leave_for_portal(request, account_ensure(owner=request.user))
+    return _leave_for_portal(request, organisation_for(request, Action.TIER_CHANGE).account)
 
 
 def _leave_for_portal(request: HttpRequest, account: Account) -> HttpResponse:

@@ -102,6 +102,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "portal.context_processors.portal",
+                "portal.context_processors.organisations",
             ],
         },
     },
@@ -222,6 +223,8 @@ ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Meterdesk] "
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
 ACCOUNT_ADAPTER = "portal.adapters.AccountAdapter"
+# Signup also asks the name of the developer's organisation (optional).
+ACCOUNT_FORMS = {"signup": "portal.forms.SignupForm"}
 # Developers are known by their email: signup never asks for a username, so pages and emails
 # name the email allauth would otherwise greet by the username it made up ("Hello jane").
 # https://docs.allauth.org/en/latest/account/templates.html (user_display, ACCOUNT_USER_DISPLAY)

@@ -55,3 +55,6 @@ urlpatterns = [
     path("", include("billing.urls")),
     path("", include("metering.urls")),
 ]
+
+# A refusal by role names the member's role and the roles that may (templates/403.html).
+handler403 = pages.permission_denied

@@ -4,9 +4,12 @@ units by default), at most once per threshold and period.
 The unique ``UsageAlert`` row (account, period, threshold) is claimed before the email goes out,
 so two runs at once, or a run repeated, cannot send a threshold twice; a period's new start
 re-arms every threshold. A failed send leaves the row ``failed`` and the next run retries it; a
-sent one is never sent again. Thresholds below 100 % are a courtesy the developer may opt out of
-(``Account.alerts_opt_out``): they are recorded as skipped. From 100 % on, the alert says the
+sent one is never sent again. Thresholds below 100 % are a courtesy the organisation may opt out
+of (``Account.alerts_opt_out``): they are recorded as skipped. From 100 % on, the alert says the
 account is being billed for overage or refused, so it always goes.
+
+Each alert is one email to the organisation's alert recipients: its owners and billing members,
+and whoever else opted in (``portal.selectors.account_alert_recipients``).
 """
 
 import logging
@@ -25,6 +28,7 @@ from billing.models import Tier
 from metering.models import UsageAlert, UsageRollup
 from metering.selectors import period_included_units, period_units
 from portal.models import Account
+from portal.selectors import account_alert_recipients
 
 logger = logging.getLogger(__name__)
 
@@ -197,7 +201,8 @@ def usage_alert_email(alert: UsageAlert, *, now: datetime | None = None) -> Emai
     message = EmailMultiAlternatives(
         subject=f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}{subject}",
         body=render_to_string("metering/email/usage_alert.txt", context),
-        to=[account.email],
+        # One message to them all, as before teams: each sees who else was told.
+        to=account_alert_recipients(account),
     )
     message.attach_alternative(
         render_to_string("metering/email/usage_alert.html", context), "text/html"

@@ -1,5 +1,7 @@
-"""The developer's usage pages: a billing period (the running one or a past one) or any range,
-per minute, hour or day, narrowed to one of their keys and an endpoint; the same as CSV."""
+"""The usage pages of the organisation the member acts for (``USAGE_VIEW``: every member's
+usage, whoever made the key): a billing period (the running one or a past one) or any range,
+per minute, hour or day, narrowed to one of its keys and an endpoint; the same as CSV. The
+courtesy alert setting is ``ALERTS_MANAGE``'s."""
 
 import csv
 from collections.abc import Iterable, Iterator
@@ -33,8 +35,9 @@ from metering.selectors import (
     usage_summary,
 )
 from portal.models import Account, ApiKey
+from portal.organisation_access import organisation_for
+from portal.permissions import Action
 from portal.principal import AuthenticatedHttpRequest
-from portal.services import account_ensure
 
 
 def _query(
@@ -56,7 +59,7 @@ def _query(
 @login_required
 @require_GET
 def usage(request: AuthenticatedHttpRequest) -> HttpResponse:
-    account = account_ensure(owner=request.user)
+    account = organisation_for(request, Action.USAGE_VIEW).account
     keys = list(ApiKey.objects.filter(account=account).order_by("name", "pk"))
     try:
         query = _query(request, account, keys)
@@ -190,7 +193,7 @@ class _Echo:
 def usage_csv(request: AuthenticatedHttpRequest) -> HttpResponseBase:
     """The usage page's series as CSV, its filters applied, streamed row by row: a long range
     of hours is never held in memory (the rows come from a server-side cursor)."""
-    account = account_ensure(owner=request.user)
+    account = organisation_for(request, Action.USAGE_VIEW).account
     keys = list(ApiKey.objects.filter(account=account))
     try:
         query = _query(request, account, keys, max_range=MAX_EXPORT_RANGE)
@@ -261,8 +264,8 @@ def _csv_filename(query: UsageQuery) -> str:
 @login_required
 @require_POST
 def alert_settings(request: AuthenticatedHttpRequest) -> HttpResponse:
-    """The developer's choice about the courtesy usage alert emails (below 100 %)."""
-    account = account_ensure(owner=request.user)
+    """The organisation's choice about the courtesy usage alert emails (below 100 %)."""
+    account = organisation_for(request, Action.ALERTS_MANAGE).account
     form = AlertSettingsForm(request.POST)
     form.is_valid()  # one optional checkbox: any POST is valid, unchecked is False
     opted_out = not form.cleaned_data.get("courtesy_alerts", False)

@@ -1,5 +1,6 @@
-"""A developer's own data, downloaded before they delete their account (or any time): every
-usage row the rollup wrote for the account, its invoices, and the account itself.
+"""An organisation's data, downloaded by its owner before they delete it (or any time): every
+usage row the rollup wrote for it, its invoices, and the organisation itself (its members, and
+its keys with who made each; never a key's secret or hash).
 
 An account with a long history has millions of usage rows, so they are streamed, never held
 in memory. The last two or three minutes, still in the limiter's counters until the rollup job
@@ -18,7 +19,7 @@ from typing import Any, NamedTuple
 
 from billing.selectors import invoice_list_for_account
 from metering.selectors import account_usage_rows
-from portal.models import Account
+from portal.models import Account, ApiKey
 
 # Lines (or JSON rows) sent per write of a streamed export.
 PIECES_PER_WRITE = 500
@@ -91,8 +92,38 @@ def csv_lines(fields: list[str], rows: Iterable[tuple]) -> Iterator[str]:
     return _batched(itertools.chain([writer.writerow(fields)], map(writer.writerow, rows)))
 
 
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
+def account_member_rows(*, account: Account) -> list[dict[str, Any]]:
+    """The organisation's members, in the order they joined."""
+    memberships = account.memberships.select_related("user").order_by("created", "pk")
+    return [{"email": m.user.email, "role": m.role, "joined": _iso(m.created)} for m in memberships]
+
+
+def account_key_rows(*, account: Account) -> list[dict[str, Any]]:
+    """The organisation's keys, oldest first: their public prefix, state and who made each
+    (``created_by`` None: an operator or a command, or a login deleted since)."""
+    keys = ApiKey.objects.filter(account=account).select_related("created_by").order_by("created")
+    return [
+        {
+            "name": key.name,
+            "prefix": key.prefix,
+            "status": key.status,
+            "created": _iso(key.created),
+            "created_by": key.created_by.email if key.created_by else None,
+            "last_used": _iso(key.last_used),
+            "expires_at": _iso(key.expires_at),
+            "revoked_at": _iso(key.revoked_at),
+        }
+        for key in keys
+    ]
+
+
 def account_json_chunks(*, account: Account, now: datetime) -> Iterator[str]:
-    """The account, its invoices and its usage as one JSON document, streamed."""
+    """The organisation (members and keys), its invoices and its usage as one JSON document,
+    streamed."""
     return _batched(_account_json_pieces(account=account, now=now))
 
 
@@ -107,6 +138,8 @@ def _account_json_pieces(*, account: Account, now: datetime) -> Iterator[str]:
             "tier": account.tier.slug,
             "created": account.created.astimezone(UTC).isoformat(),
         },
+        "members": account_member_rows(account=account),
+        "keys": account_key_rows(account=account),
         "invoices": [row._asdict() for row in account_invoice_rows(account=account)],
     }
     yield json.dumps(head)[:-1] + ', "usage": ['

@@ -1,9 +1,13 @@
-"""Forms of the developer pages."""
+"""Forms of the developer pages, the organisation pages and the signup form's organisation
+name."""
 
 from datetime import timedelta
 
+from allauth.account.forms import SignupForm as AllauthSignupForm
 from django import forms
 from django.contrib.auth.base_user import AbstractBaseUser
+
+from portal.models import Role
 
 EXPIRY_CHOICES = [
     ("", "Never"),
@@ -73,3 +77,49 @@ class AccountDeleteForm(forms.Form):
         if not self.user.check_password(password):
             raise forms.ValidationError("That is not your password.", code="password_incorrect")
         return password
+
+
+# The longest organisation name (Account.name).
+NAME_MAX_LENGTH = 200
+
+
+class OrganisationNameForm(forms.Form):
+    name = forms.CharField(label="Organisation name", max_length=NAME_MAX_LENGTH)
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if not name:
+            raise forms.ValidationError("Give the organisation a name.")
+        return name
+
+
+# Any role is valid input: whether the member asking may give it (only an owner makes an
+# owner) is the services' rule (portal.organisations), answered 403; the page offers only the
+# roles they may give (``roles_assignable``).
+class InvitationCreateForm(forms.Form):
+    email = forms.EmailField(label="Email address", max_length=254)
+    role = forms.TypedChoiceField(choices=Role.choices, coerce=Role)
+
+
+class MembershipRoleForm(forms.Form):
+    role = forms.TypedChoiceField(choices=Role.choices, coerce=Role)
+
+
+class MembershipAlertsForm(forms.Form):
+    # An unticked checkbox is not sent: absent means "no".
+    receives = forms.BooleanField(label="Email me usage and budget alerts", required=False)
+
+
+class SignupForm(AllauthSignupForm):
+    """allauth's signup form (ACCOUNT_FORMS["signup"]) with the name of the organisation every
+    new developer gets; portal.adapters.AccountAdapter makes it."""
+
+    organisation_name = forms.CharField(
+        label="Organisation name (optional)",
+        max_length=NAME_MAX_LENGTH,
+        required=False,
+        help_text="Your company or team; you can rename it later. Left blank: "
+        "“<your name>'s organisation”.",
+        widget=forms.TextInput(attrs={"placeholder": "Organisation name (optional)"}),
+    )
+    field_order = ["email", "password1", "password2", "organisation_name"]

@@ -1,9 +1,10 @@
-"""Developer accounts (the billing subject) and the API keys they hold."""
+"""Accounts (organisations: the billing subject), their members and invitations, and the API keys
+they hold."""
 
 import hashlib
 import hmac
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from django.conf import settings
 from django.db import models
@@ -12,9 +13,15 @@ from django.utils import timezone
 
 from portal.periods import period_containing
 
+if TYPE_CHECKING:
+    from portal.permissions import Action
+
 
 class Account(models.Model):
-    """The billing subject: owns API keys, sits on a tier, maps to one Stripe customer."""
+    """An organisation, the billing subject: owns API keys, sits on a tier, maps to one Stripe
+    customer, and has members (``Membership``), at least one of them an owner. Every developer
+    gets a personal one at signup; an organisation bought for a team is the same thing with more
+    members."""
 
     class Status(models.TextChoices):
         ACTIVE = "active", "Active"
@@ -29,8 +36,11 @@ class Account(models.Model):
         CANCELED = "canceled", "Canceled"
         INCOMPLETE = "incomplete", "Incomplete"
 
-    owner = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="account"
+    # The primary owner: the contact Stripe and the operators know the organisation by (the
+    # Stripe customer's email, the admin's lists). Always a member with the owner role; an
+    # ownership transfer moves it. Who may do what is ``Membership``'s business, not this field's.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="owned_accounts"
     )
     name = models.CharField(max_length=200, blank=True)
     tier = models.ForeignKey("billing.Tier", on_delete=models.PROTECT, related_name="accounts")
@@ -132,6 +142,107 @@ class AccountPeriod(models.Model):
         return f"{self.account_id} from {self.start:%Y-%m-%d %H:%M}"
 
 
+class Role(models.TextChoices):
+    """A member's role in an organisation; what each may do is the table in portal.permissions."""
+
+    OWNER = "owner", "Owner"
+    ADMIN = "admin", "Admin"
+    DEVELOPER = "developer", "Developer"
+    BILLING = "billing", "Billing"
+
+
+class Membership(models.Model):
+    """One person's place in one organisation. Removing the row ends their access at their next
+    request; the keys they made stay the organisation's (``ApiKey.created_by``)."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices)
+    # Usage and budget alerts. None: the role's default (owners and billing members get them,
+    # others do not); True or False: the member chose.
+    receives_alerts = models.BooleanField(null=True, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "user"], name="membership_once"),
+        ]
+        indexes = [
+            # The organisation switcher and every page's membership lookup go by user.
+            models.Index(fields=["user", "account"], name="membership_user_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.account} ({self.get_role_display()})"
+
+    def allows(self, action: "Action") -> bool:
+        from portal.permissions import role_allows
+
+        return role_allows(Role(self.role), action)
+
+    @property
+    def alerted(self) -> bool:
+        """Whether alert emails reach this member."""
+        if self.receives_alerts is not None:
+            return self.receives_alerts
+        return self.role in (Role.OWNER, Role.BILLING)
+
+
+class Invitation(models.Model):
+    """An invitation to join an organisation with a role, sent by email. Only a SHA-256 of its
+    token is kept (the link in the email is the one copy); it works once, until it expires or is
+    revoked, and only for the address it was sent to."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=16, choices=Role.choices)
+    token_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    # None: not accepted yet.
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # None: not revoked.
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [
+            # The members page lists an organisation's invitations still open.
+            models.Index(
+                fields=["account", "accepted_at", "revoked_at"], name="invitation_open_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.account} ({self.get_role_display()})"
+
+    @staticmethod
+    def hash_token(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    def is_open(self, now: datetime | None = None) -> bool:
+        now = now or timezone.now()
+        return self.accepted_at is None and self.revoked_at is None and self.expires_at > now
+
+    @property
+    def status(self) -> str:
+        if self.accepted_at is not None:
+            return "accepted"
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at <= timezone.now():
+            return "expired"
+        return "open"
+
+
 class ApiKeyQuerySet(models.QuerySet):
     def usable(self, now: datetime | None = None) -> "ApiKeyQuerySet":
         now = now or timezone.now()
@@ -160,6 +271,16 @@ class ApiKey(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
     replaced_by = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replaces"
+    )
+    # The member who made it (a roll's replacement: who rolled it). None: made by an operator or
+    # a command, or by someone whose login was deleted since. The key is the organisation's
+    # either way: it keeps working when its maker leaves.
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="api_keys_created",
     )
 
     objects = ApiKeyQuerySet.as_manager()

@@ -13,26 +13,25 @@ from billing.selectors import tier_default
 from portal.audit import audit_record, audit_snapshot
 from portal.keys.format import new_prefix, new_secret
 from portal.keys.last_used import last_used_buffer
-from portal.models import Account, AccountPeriod, ApiKey, AuditEntry
+from portal.models import Account, AccountPeriod, ApiKey, AuditEntry, Membership, Role
 from portal.selectors import account_for_user
 from portal.signals import account_changed_send
 
 
 @transaction.atomic
 def account_create(*, owner: User, name: str = "") -> Account:
-    """The account a developer gets at signup, on the default tier, its period starting now.
+    """A new organisation with ``owner`` as its owner, on the default tier, its period starting
+    now: the personal one every developer gets at signup, or one made for a team.
 
     The free period starts on a whole minute: usage is counted per minute, and a period that
     starts inside a minute counts from the next one (see metering.limiter.base.usage_minute), so
     a whole-minute anchor loses nothing of the developer's first minute.
     """
-    existing = Account.objects.filter(owner=owner).first()
-    if existing is not None:
-        return existing
     anchor = timezone.now().replace(second=0, microsecond=0)
     account = Account.objects.create(
         owner=owner, name=name, tier=tier_default(), period_start=anchor
     )
+    Membership.objects.create(account=account, user=owner, role=Role.OWNER)
     account_period_begin(account=account)
     return account
 
@@ -53,9 +52,13 @@ def account_period_begin(*, account: Account) -> AccountPeriod:
     return period
 
 
+@transaction.atomic
 def account_ensure(*, owner: User) -> Account:
-    """The signed-in developer's account (tier loaded), made on first need for a user who never
-    signed up: an operator created with ``createsuperuser`` who opens the portal."""
+    """The first organisation ``owner`` belongs to (tier loaded), a personal one made on first
+    need for a user who belongs to none: one who signed up (the signup adapter calls this), an
+    operator created with ``createsuperuser`` who opens the portal, a member who left their
+    only organisation. Locks the user's row so two first requests make one, not two."""
+    User.objects.select_for_update().filter(pk=owner.pk).first()
     return account_for_user(owner) or account_create(owner=owner)
 
 
@@ -79,7 +82,7 @@ class ApiKeyError(Exception):
 
 
 def _api_key_issue(
-    *, account: Account, name: str, expires_at: datetime | None
+    *, account: Account, name: str, expires_at: datetime | None, created_by: User | None
 ) -> tuple[ApiKey, str]:
     secret = new_secret()
     # The prefix space is 36**8; a clash is rare but the unique index, not luck, settles it.
@@ -92,6 +95,7 @@ def _api_key_issue(
                     prefix=new_prefix(),
                     secret_hash=ApiKey.hash_secret(secret),
                     expires_at=expires_at,
+                    created_by=created_by,
                 )
         except IntegrityError:
             continue
@@ -101,9 +105,14 @@ def _api_key_issue(
 
 @transaction.atomic
 def api_key_create(
-    *, account: Account, name: str, expires_at: datetime | None = None
+    *,
+    account: Account,
+    name: str,
+    expires_at: datetime | None = None,
+    created_by: User | None = None,
 ) -> tuple[ApiKey, str]:
-    """A new key and its full secret, which is shown once and never stored."""
+    """A new key and its full secret, which is shown once and never stored. ``created_by``:
+    the member who made it (None: an operator or a command)."""
     name = name.strip()
     if not name:
         raise ApiKeyError("Give the key a name, e.g. where it is used.")
@@ -117,7 +126,7 @@ def api_key_create(
             f"An account may hold {MAX_ACTIVE_KEYS_PER_ACCOUNT} active keys (keys still working "
             "in a roll's grace period are not counted); revoke one first."
         )
-    return _api_key_issue(account=account, name=name, expires_at=expires_at)
+    return _api_key_issue(account=account, name=name, expires_at=expires_at, created_by=created_by)
 
 
 @dataclass(frozen=True)
@@ -141,14 +150,17 @@ def _usable_key_counts(account: Account, now: datetime) -> _UsableKeyCounts:
 @transaction.atomic
 def api_key_revoke(*, key: ApiKey, actor: User | None = None, reason: str = "") -> ApiKey:
     """Revoke a key; every process refuses it within API_KEY_CACHE_SECONDS. Revoking twice is
-    a no-op. An operator revoking someone else's key leaves an audit entry."""
+    a no-op. Revoking a key someone else made (an operator, an admin revoking a member's key)
+    leaves an audit entry; a key with no recorded maker counts as its organisation's primary
+    owner's, as keys from before teams do. ``actor`` None: the caller writes its own entry."""
     key = ApiKey.objects.select_for_update().select_related("account__owner").get(pk=key.pk)
     if key.revoked_at is not None:
         return key
     before = audit_snapshot(key, ["revoked_at"])
     key.revoked_at = timezone.now()
     key.save(update_fields=["revoked_at"])
-    if actor is not None and actor.pk != key.account.owner_id:
+    maker_id = key.created_by_id or key.account.owner_id
+    if actor is not None and actor.pk != maker_id:
         audit_record(
             actor=actor,
             action="api_key.revoke",
@@ -163,10 +175,13 @@ def api_key_revoke(*, key: ApiKey, actor: User | None = None, reason: str = "") 
 
 
 @transaction.atomic
-def api_key_roll(*, key: ApiKey, grace: timedelta) -> tuple[ApiKey, str]:
+def api_key_roll(
+    *, key: ApiKey, grace: timedelta, created_by: User | None = None
+) -> tuple[ApiKey, str]:
     """Issue a replacement for ``key`` (same name and expiry date) and let the old key work
     for ``grace`` more; returns the new key and its secret. Refused with a grace while the
-    account already has MAX_ROLLING_KEYS_PER_ACCOUNT keys in theirs."""
+    account already has MAX_ROLLING_KEYS_PER_ACCOUNT keys in theirs. ``created_by``: who
+    rolled it, the replacement's maker (None: an operator or a command)."""
     if grace < timedelta(0) or grace > MAX_ROLL_GRACE:
         raise ApiKeyError("The grace period must be between 0 and 7 days.")
     # The account first, then the key: the order every account-wide action locks in, and what
@@ -193,7 +208,9 @@ def api_key_roll(*, key: ApiKey, grace: timedelta) -> tuple[ApiKey, str]:
                 "most an account may have at once. Roll this key with no grace period, revoke "
                 f"an old key, or wait until the first grace ends{wait}."
             )
-    new_key, secret = _api_key_issue(account=account, name=key.name, expires_at=key.expires_at)
+    new_key, secret = _api_key_issue(
+        account=account, name=key.name, expires_at=key.expires_at, created_by=created_by
+    )
     if key.expires_at is None or key.expires_at > grace_end:
         key.expires_at = grace_end
     key.replaced_by = new_key

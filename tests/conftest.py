@@ -1,9 +1,12 @@
 """Fixtures every test module may use: the base users, the embedded defaults, the services."""
 
+import gc
 import os
+import sys
 import tempfile
 from pathlib import Path
 
+import psycopg
 import pytest
 from allauth.account.internal.flows.login import record_authentication
 from allauth.mfa.models import Authenticator
@@ -37,6 +40,41 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
         db.setdefault("TEST", {})["NAME"] = str(
             Path(tempfile.gettempdir()) / f"meterdesk-test-{os.getpid()}.sqlite3"
         )
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test database, and at the end of the session, on PostgreSQL, whoever
+    still holds a session on it named on stderr and disconnected: PostgreSQL refuses to drop
+    a database another session uses, and the next run would start from a stale one."""
+    yield
+    if django_settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        return
+    with django_db_blocker.unblock():
+        lingering_sessions_end()
+
+
+def lingering_sessions_end() -> None:
+    from django.db import connection
+
+    own = {
+        held.info.backend_pid
+        for held in gc.get_objects()
+        if isinstance(held, psycopg.Connection) and not held.closed
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, application_name, client_port, state, left(query, 160) "
+            "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        for pid, application, port, state, query in cursor.fetchall():
+            holder = "this pytest process" if pid in own else "another process"
+            sys.stderr.write(
+                f"\nA session on the test database outlived the tests ({holder}; pid {pid}, "
+                f"application {application!r}, port {port}, {state}): {query}; disconnected\n"
+            )
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+    connection.close()
 
 
 @pytest.fixture(autouse=True)
@@ -90,7 +128,7 @@ def owner(db):
 
 @pytest.fixture
 def account(owner):
-    return owner.account
+    return owner.owned_accounts.get()
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from billing.selectors import tier_default
 from gateway.models import Endpoint, Upstream
 from metering.models import QuotaCredit, UsageAlert, UsageRollup
 from portal.keys.format import new_prefix, new_secret
-from portal.models import Account, ApiKey
+from portal.models import Account, ApiKey, Membership, Role
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -116,11 +116,31 @@ class PaidTierFactory(TierFactory):
 class AccountFactory(ModelFactory[Account]):
     class Meta:
         model = Account
+        skip_postgeneration_save = True
 
     owner = factory.SubFactory(UserFactory)
     tier = factory.LazyFunction(tier_default)
     # Signed up a day ago: usage a test places minutes in the past still falls in this period.
     period_start = factory.LazyFunction(lambda: timezone.now() - timedelta(days=1))
+
+    @factory.post_generation
+    def owner_membership(obj: Account, create: bool, extracted: Any, **kwargs: Any) -> None:
+        """The owner is a member with the owner role, as ``account_create`` makes them."""
+        if create:
+            Membership.objects.get_or_create(
+                account=obj, user=obj.owner, defaults={"role": Role.OWNER}
+            )
+
+
+class MembershipFactory(ModelFactory[Membership]):
+    """A member of an organisation (a developer, unless ``role`` says otherwise)."""
+
+    class Meta:
+        model = Membership
+
+    account = factory.SubFactory(AccountFactory)
+    user = factory.SubFactory(UserFactory)
+    role = Role.DEVELOPER
 
 
 class ApiKeyFactory(ModelFactory["IssuedApiKey"]):

@@ -22,6 +22,10 @@ PORTAL_CORE = (
     "portal.signals",
     "portal.periods",
     "portal.principal",
+    # Who may do what in an organisation, and which one a page request acts for: every
+    # organisation-scoped page asks them, billing's and metering's too.
+    "portal.permissions",
+    "portal.organisation_access",
     # Reads from async code, the connection cared for as a request's (the gateway, the limiter).
     "portal.database",
 )

@@ -9,6 +9,8 @@ exactly as the period's invoice will bill them; the base price is fixed and not 
 Each alert amount is emailed once per billing period: the ``BudgetAlert`` row (unique per
 account, period and amount) is claimed before the email goes, and each try takes the row with a
 conditional update first, so two runs never send one alert, and a repeated run sends nothing.
+The email goes to the organisation's alert recipients (its owners and billing members, and
+whoever else opted in: ``portal.selectors.account_alert_recipients``).
 """
 
 import logging

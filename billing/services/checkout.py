@@ -48,6 +48,28 @@ def account_stripe_customer_ensure(*, account: Account, replace: bool = False) -
     return customer
 
 
+def account_stripe_customer_email_sync(*, account: Account) -> Customer | None:
+    """Give the account's Stripe customer its primary owner's email, after ownership changed
+    hands: Stripe's receipts and invoice emails go to the customer's address, and the lookup
+    above finds a customer by it. Only ``email`` is sent: "Any parameters not provided will be
+    left unchanged" (Update a customer, https://docs.stripe.com/api/customers/update). None: no
+    customer yet (Checkout creates it with the owner's email then), or Stripe no longer knows
+    it (the next Checkout replaces it)."""
+    account = Account.objects.select_related("owner", "stripe_customer").get(pk=account.pk)
+    customer = account.stripe_customer
+    if customer is None or customer.email == account.owner.email:
+        return customer
+    try:
+        updated = stripe_client().v1.customers.update(
+            customer.id, params={"email": account.owner.email}
+        )
+    except stripe.InvalidRequestError as error:
+        if is_missing(error):
+            return None
+        raise
+    return Customer.sync_from_stripe_data(as_dict(updated))
+
+
 def _account_customer_find(account: Account, *, other_than: str) -> dict[str, Any] | None:
     """A customer Stripe already holds for this account: one with the owner's email (the list's
     ``email`` filter, "A case-sensitive filter on the list based on the customer's email

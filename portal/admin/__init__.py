@@ -3,7 +3,7 @@ registers its model admins."""
 
 from django.contrib import admin
 
-from portal.admin import accounts, api_keys, audit, authenticators  # noqa: F401
+from portal.admin import accounts, api_keys, audit, authenticators, members  # noqa: F401
 
 admin.site.site_header = "Meterdesk operations"
 admin.site.site_title = "Meterdesk operations"

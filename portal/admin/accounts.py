@@ -1,5 +1,6 @@
-"""The operators' view of developer accounts: the list with each row's usage, the account page
-with its keys, credits and usage reports, and the account actions (``account_actions.py``)."""
+"""The operators' view of developer accounts (organisations): the list with each row's usage and
+member count, the account page with its members, keys, credits and usage reports, its members
+page (``members.py``), and the account actions (``account_actions.py``)."""
 
 from typing import Any
 
@@ -7,7 +8,8 @@ from django.contrib import admin
 from django.contrib.admin.utils import flatten_fieldsets
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
-from django.db.models import Subquery
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -28,13 +30,15 @@ from metering.selectors import (
 from portal.admin.account_actions import ACCOUNT_ACTIONS
 from portal.admin.actions import admin_action
 from portal.admin.api_keys import WholeKeySearchAdmin
+from portal.admin.members import MembershipInline, members_view
+from portal.admin.read_only import ReadOnlyInline
 from portal.admin_overview import (
     AttentionFilter,
     ConvertedWeekFilter,
     SignupWeekFilter,
     SubscribedTierFilter,
 )
-from portal.models import Account, ApiKey
+from portal.models import Account, ApiKey, Membership
 from portal.principal import request_actor
 from portal.services import account_rename
 
@@ -54,27 +58,6 @@ class AccountChangeList(ChangeList):
         usage = accounts_period_usage(page)
         for account in page:
             account.period_usage = usage.get(account.pk)
-
-
-class ReadOnlyInline(admin.TabularInline):
-    """A ledger shown under the account: nothing is added, changed or deleted from here.
-
-    ``recent_rows``: only that many newest rows are shown (None: all), so an account with
-    years of history still opens fast.
-    """
-
-    extra = 0
-    can_delete = False
-    recent_rows: int | None = None
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class ApiKeyInline(ReadOnlyInline):
@@ -120,6 +103,7 @@ class AccountAdmin(WholeKeySearchAdmin):
         "tier",
         "status_with_reason",
         "payment_status",
+        "member_count",
         "usage_vs_quota",
         "created_on",
     ]
@@ -135,17 +119,35 @@ class AccountAdmin(WholeKeySearchAdmin):
         ConvertedWeekFilter,
     ]
     # A prefix is matched from its start and a Stripe customer id exactly, so both use indexes.
-    search_fields = ["owner__email", "name", "^api_keys__prefix", "=stripe_customer__id"]
-    search_help_text = "Owner email, name, API key prefix (or a whole key) or Stripe customer id."
+    search_fields = [
+        "owner__email",
+        "memberships__user__email",
+        "name",
+        "^api_keys__prefix",
+        "=stripe_customer__id",
+    ]
+    search_help_text = (
+        "Any member's email, name, API key prefix (or a whole key) or Stripe customer id."
+    )
     list_select_related = ["owner", "tier"]
     ordering = ["-created"]
     list_per_page = 50
     list_max_show_all = 200
-    inlines = [ApiKeyInline, QuotaCreditInline, MeterReportInline]
+    inlines = [MembershipInline, ApiKeyInline, QuotaCreditInline, MeterReportInline]
     fieldsets = [
         (
             None,
-            {"fields": ["owner_email", "name", "status", "suspended_reason", "tier", "created"]},
+            {
+                "fields": [
+                    "owner_email",
+                    "members_page",
+                    "name",
+                    "status",
+                    "suspended_reason",
+                    "tier",
+                    "created",
+                ]
+            },
         ),
         ("Usage", {"fields": ["period", "usage_this_period", "history"]}),
         (
@@ -189,6 +191,25 @@ class AccountAdmin(WholeKeySearchAdmin):
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return AccountChangeList
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Account]:
+        # A subquery, not a Count over a join: the member search joins memberships too, and
+        # the count must not multiply by the members it matched.
+        members = (
+            Membership.objects.filter(account=OuterRef("pk"))
+            .values("account")
+            .annotate(count=Count("pk"))
+            .values("count")
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(members=Coalesce(Subquery(members), Value(0), output_field=IntegerField()))
+        )
+
+    @admin.display(description="Members", ordering="members")
+    def member_count(self, account: Account) -> int:
+        return getattr(account, "members", 0)
 
     def get_list_display(self, request: HttpRequest) -> list[Any]:
         """The usage column's header says when the rollups it sums were last written: it
@@ -238,6 +259,13 @@ class AccountAdmin(WholeKeySearchAdmin):
     def owner_email(self, account: Account) -> str:
         url = reverse("admin:auth_user_change", args=[account.owner_id])
         return format_html('<a href="{}">{}</a>', url, account.owner.email)
+
+    @admin.display(description="Members")
+    def members_page(self, account: Account) -> str:
+        if account.pk is None:
+            return "—"
+        url = reverse("admin:portal_account_members", args=[account.pk])
+        return format_html('<a href="{}">Add, re-role or remove members</a>', url)
 
     @admin.display(description="Current period")
     def period(self, account: Account) -> str:
@@ -291,8 +319,16 @@ class AccountAdmin(WholeKeySearchAdmin):
             self.admin_site.admin_view(self.money_audit_view),
             name="portal_account_money_audit",
         )
-        # Ahead of the default routes: their "<path:object_id>/" would take this path too.
-        return [audit, *super().get_urls()]
+        members = path(
+            "<path:object_id>/members/",
+            self.admin_site.admin_view(self.members_view),
+            name="portal_account_members",
+        )
+        # Ahead of the default routes: their "<path:object_id>/" would take these paths too.
+        return [audit, members, *super().get_urls()]
+
+    def members_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return members_view(self, request, object_id)
 
     def money_audit_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """The account's units from the limiter to the invoice, figure by figure, for the

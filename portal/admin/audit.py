@@ -39,14 +39,13 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     @admin.display(description="Who", ordering="actor__email")
     def actor_email(self, entry: AuditEntry) -> str:
-        """The operator; the account's owner, marked so, for a change the customer made
-        themselves (a plan bought or switched, billing.services.plan_changes); "system" for a
-        job or Stripe."""
+        """The operator; a member of the organisation (not staff), marked "customer", for a
+        change the customer made themselves (a plan bought or switched, a member invited or
+        removed, an organisation deleted); "system" for a job or Stripe."""
         if entry.actor is None:
             return "system"
         who = entry.actor.email or entry.actor.get_username()
-        is_owner = entry.account is not None and entry.account.owner_id == entry.actor_id
-        return f"{who} (customer)" if is_owner else who
+        return who if entry.actor.is_staff else f"{who} (customer)"
 
     @admin.display(description="Account", ordering="account__owner__email")
     def account_email(self, entry: AuditEntry) -> str:

@@ -1,16 +1,17 @@
-"""The key the docs' examples show: the signed-in developer's newest working key prefix, with a
-placeholder for the secret, which only its owner ever saw (only a hash of it is stored).
+"""The key the docs' examples show: the newest working key prefix the signed-in member may see
+in the organisation they act for (a developer: one they made; an admin or owner: any), with a
+placeholder for the secret, which only its maker ever saw (only a hash of it is stored).
 
-Anyone else (a visitor, a developer with no working key) sees a made-up prefix in the install's
-mode, so an example never names another account's key and always starts as issued keys do.
+Anyone else (a visitor, a member with no working key they may see) sees a made-up prefix in the
+install's mode, so an example never names another organisation's key, nor a key the member's
+role hides, and always starts as issued keys do.
 """
 
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AnonymousUser, User
-
 from portal.keys.format import key_start
-from portal.models import ApiKey
+from portal.models import Membership
+from portal.selectors import api_keys_visible
 
 # What stands for the 32 secret characters: plain capitals, so it survives quoting in a shell,
 # Python and JavaScript, and a call made with it fails as "malformed" rather than "unknown".
@@ -39,13 +40,15 @@ class KeyExample:
         return f"{self.prefix}_{KEY_REST_PLACEHOLDER}"
 
 
-def key_example_for(user: User | AnonymousUser | None) -> KeyExample:
-    """The newest usable key of ``user``'s account, or a made-up one in the install's mode."""
-    if user is not None and user.is_authenticated:
+def key_example_for(membership: Membership | None) -> KeyExample:
+    """The newest usable key ``membership`` may see, or a made-up one in the install's mode
+    (None: a visitor)."""
+    if membership is not None:
         key = (
-            ApiKey.objects.usable()
+            api_keys_visible(membership=membership)
+            .usable()
             # A rolled key in its grace period is on its way out: show its replacement.
-            .filter(account__owner=user, replaced_by__isnull=True)
+            .filter(replaced_by__isnull=True)
             .order_by("-created")
             .only("prefix", "name")
             .first()

@@ -1,5 +1,10 @@
-"""The API keys pages: list, create, revoke, roll. Every key is looked up through its owner,
-so another developer's key id answers 404, never 403 (which would confirm it exists).
+"""The API keys pages: list, create, revoke, roll, for the organisation the member acts for.
+
+Every key is looked up through the member's organisation and what their role lets them see
+(``portal.selectors.api_keys_visible``: a developer the keys they made, an admin or owner every
+key), so a key id of another organisation, or another member's key a developer may not see,
+answers 404, never 403 (which would confirm it exists). A role that may not act on keys at all
+gets 403 before any key is looked up.
 
 A new secret is shown exactly once, by the answer to the create or roll POST itself (sent with
 Cache-Control: no-store): it is never written to the session, the database or a cookie, so
@@ -21,16 +26,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from portal.forms import ApiKeyCreateForm, ApiKeyRollForm
-from portal.models import Account, ApiKey
+from portal.models import ApiKey, Membership
+from portal.organisation_access import RoleRefused, membership_current, organisation_for
+from portal.permissions import Action
 from portal.principal import AuthenticatedHttpRequest
-from portal.selectors import api_key_list, api_key_of_owner
-from portal.services import (
-    ApiKeyError,
-    account_ensure,
-    api_key_create,
-    api_key_revoke,
-    api_key_roll,
-)
+from portal.selectors import api_key_list, api_key_of_member
+from portal.services import ApiKeyError, api_key_create, api_key_revoke, api_key_roll
 
 # Tokens of the create forms this session already sent (a few, newest last): not secrets, only
 # a way to tell a re-sent form (a reload, a double click) from a new one.
@@ -41,11 +42,20 @@ SENT_FORMS_KEPT = 10
 LEGACY_NEW_KEY_SESSION = "portal_new_api_key"
 
 
-def _owned_key(request: AuthenticatedHttpRequest, key_id: int) -> ApiKey:
-    key = api_key_of_owner(owner=request.user, key_id=key_id)
+def _key_to_change(request: AuthenticatedHttpRequest, key_id: int) -> tuple[Membership, ApiKey]:
+    """The member and the key they revoke or roll: 403 for a role that may change no key, 404
+    for a key they cannot see, 403 for one they see but may not change (not theirs, and no
+    ``KEY_REVOKE_ANY``)."""
+    membership = membership_current(request)
+    may_any = membership.allows(Action.KEY_REVOKE_ANY)
+    if not (may_any or membership.allows(Action.KEY_REVOKE_OWN)):
+        raise RoleRefused(membership, Action.KEY_REVOKE_OWN)
+    key = api_key_of_member(membership=membership, key_id=key_id)
     if key is None:
         raise Http404("No such key")
-    return key
+    if not may_any and key.created_by_id != request.user.pk:
+        raise RoleRefused(membership, Action.KEY_REVOKE_ANY)
+    return membership, key
 
 
 def _shown_once(key: ApiKey, secret: str) -> dict[str, str]:
@@ -57,15 +67,18 @@ def _sent_forms(request: HttpRequest) -> list[str]:
 
 
 def _render_list(
-    request: HttpRequest, account: Account, *, status: int = 200, **context: Any
+    request: HttpRequest, membership: Membership, *, status: int = 200, **context: Any
 ) -> HttpResponse:
     context.setdefault("roll_form", ApiKeyRollForm())
     response = render(
         request,
         "portal/keys.html",
         {
-            "account": account,
-            "keys": api_key_list(account=account),
+            "account": membership.account,
+            "keys": api_key_list(membership=membership),
+            # Who made each key matters once one sees other members' keys.
+            "shows_makers": membership.allows(Action.KEYS_VIEW_ALL),
+            "may_revoke_any": membership.allows(Action.KEY_REVOKE_ANY),
             "revoke_within": settings.API_KEY_CACHE_SECONDS,
             **context,
         },
@@ -77,15 +90,16 @@ def _render_list(
 @login_required
 @never_cache
 def key_list(request: AuthenticatedHttpRequest) -> HttpResponse:
+    membership = organisation_for(request, Action.KEYS_VIEW_OWN)
     new_key = request.session.pop(LEGACY_NEW_KEY_SESSION, None)
-    return _render_list(request, account_ensure(owner=request.user), new_key=new_key)
+    return _render_list(request, membership, new_key=new_key)
 
 
 @login_required
 @never_cache
 @require_http_methods(["GET", "POST"])
 def key_create(request: AuthenticatedHttpRequest) -> HttpResponse:
-    account = account_ensure(owner=request.user)
+    membership = organisation_for(request, Action.KEY_CREATE)
     form = ApiKeyCreateForm(request.POST or None)
     form_token = request.POST.get("form_token") or secrets.token_urlsafe(16)
     if request.method == "POST" and form_token in _sent_forms(request):
@@ -99,16 +113,17 @@ def key_create(request: AuthenticatedHttpRequest) -> HttpResponse:
         after = form.expires_after()
         try:
             key, secret = api_key_create(
-                account=account,
+                account=membership.account,
                 name=form.cleaned_data["name"],
                 expires_at=None if after is None else timezone.now() + after,
+                created_by=request.user,
             )
         except ApiKeyError as exc:
             form.add_error(None, str(exc))
         else:
             sent = [*_sent_forms(request), form_token]
             request.session[SENT_FORMS_SESSION] = sent[-SENT_FORMS_KEPT:]
-            return _render_list(request, account, new_key=_shown_once(key, secret))
+            return _render_list(request, membership, new_key=_shown_once(key, secret))
     status = 400 if request.method == "POST" else 200
     context = {"form": form, "form_token": form_token}
     return render(request, "portal/keys_new.html", context, status=status)
@@ -117,7 +132,7 @@ def key_create(request: AuthenticatedHttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def key_revoke(request: AuthenticatedHttpRequest, key_id: int) -> HttpResponse:
-    key = _owned_key(request, key_id)
+    _membership, key = _key_to_change(request, key_id)
     api_key_revoke(key=key, actor=request.user)
     messages.success(
         request,
@@ -131,16 +146,16 @@ def key_revoke(request: AuthenticatedHttpRequest, key_id: int) -> HttpResponse:
 @never_cache
 @require_POST
 def key_roll(request: AuthenticatedHttpRequest, key_id: int) -> HttpResponse:
-    key = _owned_key(request, key_id)
+    membership, key = _key_to_change(request, key_id)
     form = ApiKeyRollForm(request.POST)
     if not form.is_valid():
         return _render_list(
-            request, key.account, status=400, error="Pick how long the old key keeps working."
+            request, membership, status=400, error="Pick how long the old key keeps working."
         )
     try:
-        new_key, secret = api_key_roll(key=key, grace=form.grace())
+        new_key, secret = api_key_roll(key=key, grace=form.grace(), created_by=request.user)
     except ApiKeyError as exc:
-        return _render_list(request, key.account, status=400, error=str(exc))
+        return _render_list(request, membership, status=400, error=str(exc))
     key.refresh_from_db(fields=["expires_at"])
     if key.expires_at and key.expires_at <= timezone.now():
         messages.success(request, f"Rolled “{key.name}”: the old key {key.prefix} has stopped.")
@@ -149,4 +164,4 @@ def key_roll(request: AuthenticatedHttpRequest, key_id: int) -> HttpResponse:
         messages.success(
             request, f"Rolled “{key.name}”: the old key {key.prefix} keeps working until {until}."
         )
-    return _render_list(request, key.account, new_key=_shown_once(new_key, secret))
+    return _render_list(request, membership, new_key=_shown_once(new_key, secret))

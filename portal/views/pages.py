@@ -1,5 +1,6 @@
-"""Developer-facing pages that are not about keys, usage or billing, and the health checks:
-``/healthz`` (JSON, for load balancers and monitoring) and ``/status/`` (the same, in words)."""
+"""Developer-facing pages that are not about keys, usage or billing, the health checks
+(``/healthz``, JSON, for load balancers and monitoring; ``/status/``, the same in words), and
+the 403 page."""
 
 from dataclasses import dataclass
 
@@ -15,8 +16,10 @@ from django.views.decorators.http import require_GET
 
 from billing.selectors import account_tier_set_by_operator, tier_list_public
 from metering.selectors import metering_redis_safety
+from portal.organisation_access import RoleRefused, organisation_for
+from portal.permissions import Action, roles_allowing
 from portal.principal import AuthenticatedHttpRequest
-from portal.services import account_ensure
+from portal.selectors import api_keys_visible
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -27,12 +30,36 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def dashboard(request: AuthenticatedHttpRequest) -> HttpResponse:
-    account = account_ensure(owner=request.user)
-    return render(
-        request,
-        "portal/dashboard.html",
-        {"account": account, "set_by_operator": account_tier_set_by_operator(account)},
-    )
+    membership = organisation_for(request, Action.ORGANISATION_VIEW)
+    account = membership.account
+    context = {
+        "account": account,
+        "set_by_operator": account_tier_set_by_operator(account),
+        # The working keys the member's keys page lists; None: their role sees no keys.
+        "key_count": api_keys_visible(membership=membership).usable().count()
+        if membership.allows(Action.KEYS_VIEW_OWN)
+        else None,
+    }
+    return render(request, "portal/dashboard.html", context)
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """``handler403``. A member whose role does not allow the page (``RoleRefused``) is told
+    their role and the roles that would, read from ``ROLE_ACTIONS`` so the page cannot say
+    other than the table; any other refusal gets the plain page. A caller that asked for JSON
+    (and not HTML) gets JSON: the /v1/ API answers its own 403s as problems and never comes
+    here."""
+    if request.accepts("application/json") and not request.accepts("text/html"):
+        return JsonResponse({"detail": str(exception) or "Forbidden."}, status=403)
+    context: dict[str, object] = {}
+    if isinstance(exception, RoleRefused):
+        membership = exception.membership
+        context = {
+            "organisation": membership.account,
+            "role": membership.get_role_display(),
+            "allowed_roles": [role.label for role in roles_allowing(exception.action)],
+        }
+    return render(request, "403.html", context, status=403)
 
 
 @require_GET

@@ -3,7 +3,9 @@
 import pytest
 from django.test import Client
 
+from portal.models import Role
 from tests.billing.conftest import checkout_and_pay
+from tests.factories import MembershipFactory
 
 
 @pytest.mark.django_db
@@ -67,3 +69,24 @@ def test_the_billing_page_needs_login(client):
 
     assert response.status_code == 302
     assert response["Location"].startswith("/accounts/login/")
+
+
+@pytest.mark.django_db
+def test_a_billing_member_sees_the_organisations_invoices(subscribed, client):
+    member = MembershipFactory(account=subscribed, role=Role.BILLING).user
+    client.force_login(member)
+
+    page = client.get("/billing/")
+
+    assert len(page.context["invoices"]) == 1
+    assert 'data-testid="manage-billing"' in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_developer_is_told_who_opens_the_billing_page(account, client):
+    client.force_login(MembershipFactory(account=account, role=Role.DEVELOPER).user)
+
+    response = client.get("/billing/")
+
+    assert response.status_code == 403
+    assert "needs <strong>Owner</strong> or <strong>Billing</strong>" in response.content.decode()

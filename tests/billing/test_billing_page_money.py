@@ -86,8 +86,8 @@ def test_an_outsider_never_sees_the_owners_money(spending, outsider):
     BudgetFactory(account=spending, amount_cents=500)
     intruder = Client()
     intruder.force_login(outsider)
-    outsider.account.tier = TierFactory()
-    outsider.account.save()
+    outsider.owned_accounts.get().tier = TierFactory()
+    outsider.owned_accounts.get().save()
 
     for path in ("/billing/", "/dashboard/"):
         page = intruder.get(path).content.decode()

@@ -25,7 +25,7 @@ def log_in(page, live_server, user):
 
 @pytest.mark.parametrize("device", VIEWPORTS)
 def test_spend_projection_and_setting_a_budget(live_server, page, owner, screenshot, device):
-    account = subscribe(owner.account, capped_tier())
+    account = subscribe(owner.owned_accounts.get(), capped_tier())
     use(account, 1600)  # 600 units past the included 1,000: $3.00 of usage charges
     page.set_viewport_size(VIEWPORTS[device])
     log_in(page, live_server, owner)

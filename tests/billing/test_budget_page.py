@@ -69,7 +69,7 @@ def test_a_tier_that_bills_no_usage_is_told_so(owner_client, account):
 
 def test_an_outsider_reaches_only_their_own_budget(capped, outsider):
     BudgetFactory(account=capped, amount_cents=700)
-    subscribe(outsider.account, capped_tier(slug="outsider-tier"))
+    subscribe(outsider.owned_accounts.get(), capped_tier(slug="outsider-tier"))
     intruder = Client()
     intruder.force_login(outsider)
 
@@ -78,7 +78,7 @@ def test_an_outsider_reaches_only_their_own_budget(capped, outsider):
     page = intruder.get("/billing/").content.decode()
 
     assert Budget.objects.get(account=capped).amount_cents == 700
-    assert not Budget.objects.filter(account=outsider.account).exists()
+    assert not Budget.objects.filter(account=outsider.owned_accounts.get()).exists()
     assert "$7.00" not in page
 
 

@@ -56,6 +56,6 @@ def test_a_developer_upgrades_to_pro_through_checkout(
     screenshot(page, "billing-after-upgrade")
 
     assert live_stripe.wait_for_webhooks(timeout=10)
-    owner.account.refresh_from_db()
-    assert owner.account.tier == catalog.pro
+    owner.owned_accounts.get().refresh_from_db()
+    assert owner.owned_accounts.get().tier == catalog.pro
     assert all(attempt["status"] == 200 for attempt in live_stripe.webhook_attempts())

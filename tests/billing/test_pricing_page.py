@@ -6,7 +6,8 @@ import pytest
 
 from billing.models import Tier
 from billing.selectors import tier_default
-from tests.factories import PaidTierFactory, TierFactory
+from portal.models import Role
+from tests.factories import MembershipFactory, PaidTierFactory, TierFactory
 
 
 @pytest.fixture
@@ -78,3 +79,15 @@ def test_a_cancelled_checkout_says_nothing_was_charged(owner_client, tiers):
     page = owner_client.get("/pricing/?checkout=cancelled").content.decode()
 
     assert "nothing was charged" in page
+
+
+@pytest.mark.django_db
+def test_a_member_who_may_not_change_the_plan_sees_prices_without_buttons(client, tiers, account):
+    client.force_login(MembershipFactory(account=account, role=Role.DEVELOPER).user)
+
+    page = client.get("/pricing/").content.decode()
+
+    assert "$29.00" in page
+    assert 'data-testid="upgrade-pro"' not in page
+    assert "/billing/checkout/" not in page
+    assert "does not change its plan" in page

@@ -66,7 +66,7 @@ def test_an_operators_own_enterprise_description_is_left_alone():
 
 
 def test_the_usage_page_shows_the_cap_in_money(owner_client, owner, capped):
-    UsageRollupFactory(account=owner.account, units=2_100_000)
+    UsageRollupFactory(account=owner.owned_accounts.get(), units=2_100_000)
 
     page = owner_client.get("/usage/").content.decode()
 

@@ -17,7 +17,9 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def moved(owner, admin_user):
     tier = PaidTierFactory(slug="enterprise", name="Enterprise")
-    account_tier_change(account=owner.account, tier=tier, actor=admin_user, reason="Pilot")
+    account_tier_change(
+        account=owner.owned_accounts.get(), tier=tier, actor=admin_user, reason="Pilot"
+    )
     return Account.objects.get(owner=owner)
 
 
@@ -50,7 +52,7 @@ def test_pricing_offers_a_subscription_not_an_upgrade(owner_client, moved):
 def test_a_free_developer_is_still_offered_the_upgrade(owner_client, owner):
     page = owner_client.get("/billing/").content.decode()
 
-    assert not account_tier_set_by_operator(owner.account)
+    assert not account_tier_set_by_operator(owner.owned_accounts.get())
     assert "No subscription" in page
     assert ">Upgrade<" in page
 

@@ -4,7 +4,8 @@ import re
 
 import pytest
 
-from portal.models import Account
+from portal.models import Account, Role
+from tests.factories import MembershipFactory
 
 URL = "/usage/alerts/"
 
@@ -67,3 +68,15 @@ def checkbox(page: str) -> str:
     found = re.search(r'<input type="checkbox" name="courtesy_alerts"[^>]*>', page)
     assert found is not None
     return found.group(0)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("role", "status"), [(Role.BILLING, 302), (Role.DEVELOPER, 403)])
+def test_owners_and_billing_members_set_it_for_the_organisation(client, account, role, status):
+    client.force_login(MembershipFactory(account=account, role=role).user)
+
+    response = client.post(URL, {})
+
+    assert response.status_code == status
+    account.refresh_from_db()
+    assert account.alerts_opt_out is (status == 302)

@@ -15,7 +15,10 @@ def test_the_banner_shows_and_the_checkbox_turns_courtesy_alerts_off(
     live_server, page, owner, screenshot
 ):
     # 80 % of the included units used: the banner reads the usage itself.
-    UsageRollupFactory(account=owner.account, units=owner.account.tier.included_units * 8 // 10)
+    UsageRollupFactory(
+        account=owner.owned_accounts.get(),
+        units=owner.owned_accounts.get().tier.included_units * 8 // 10,
+    )
     page.goto(f"{live_server.url}/accounts/login/")
     page.fill("input[name=login]", owner.email)
     page.fill("input[name=password]", PASSWORD)

@@ -120,7 +120,7 @@ def test_the_running_period_by_default(owner_client, account):
 
 
 def test_another_accounts_key_is_a_404(owner_client, outsider):
-    foreign = ApiKeyFactory(account=outsider.account)
+    foreign = ApiKeyFactory(account=outsider.owned_accounts.get())
 
     assert owner_client.get("/usage/export.csv", {"key": foreign.pk}).status_code == 404
 

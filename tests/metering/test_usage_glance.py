@@ -20,7 +20,9 @@ def calls(account, outsider):
     )
     # Older than a day: not on the card.
     UsageRollupFactory(account=account, minute=timezone.now() - timedelta(days=2), units=500)
-    UsageRollupFactory(account=outsider.account, minute=hour_ago, units=999, refused_quota=77)
+    UsageRollupFactory(
+        account=outsider.owned_accounts.get(), minute=hour_ago, units=999, refused_quota=77
+    )
 
 
 def test_the_card_counts_the_last_day_by_outcome(owner_client, calls):

@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from portal.models import AccountPeriod
-from tests.factories import ApiKeyFactory, UsageRollupFactory
+from portal.models import AccountPeriod, Role
+from tests.factories import ApiKeyFactory, MembershipFactory, UsageRollupFactory
 from tests.metering.spending import spend
 
 pytestmark = pytest.mark.django_db
@@ -146,7 +146,7 @@ def test_the_csv_link_carries_the_filters(owner_client, usage):
 
 
 def test_another_accounts_key_is_a_404(owner_client, outsider):
-    foreign = ApiKeyFactory(account=outsider.account)
+    foreign = ApiKeyFactory(account=outsider.owned_accounts.get())
 
     response = owner_client.get("/usage/", {"key": foreign.pk})
 
@@ -154,7 +154,9 @@ def test_another_accounts_key_is_a_404(owner_client, outsider):
 
 
 def test_an_endpoint_the_account_did_not_call_is_a_404(owner_client, usage, outsider):
-    UsageRollupFactory(account=outsider.account, endpoint="secret", minute=timezone.now())
+    UsageRollupFactory(
+        account=outsider.owned_accounts.get(), endpoint="secret", minute=timezone.now()
+    )
 
     assert owner_client.get("/usage/", {"endpoint": "secret"}).status_code == 404
 
@@ -225,3 +227,14 @@ def test_overage_is_shown_in_red_past_the_quota(owner_client, account):
     assert 'class="progress over"' in html
     assert "250 units" in html
     assert "Calls are refused until the period ends." in html
+
+
+@pytest.mark.parametrize("role", [Role.DEVELOPER, Role.BILLING])
+def test_every_member_sees_all_of_the_organisations_usage(client, account, usage, role):
+    laptop, server = usage
+    client.force_login(MembershipFactory(account=account, role=role).user)
+
+    page = client.get("/usage/").content.decode()
+
+    assert laptop.name in page and server.name in page
+    assert "compute" in page

@@ -1,6 +1,6 @@
-"""The account's own data as downloads (issue 16: "an export of its usage first"): every usage
-row as billed, the invoices, and both with the account as JSON; only ever the session's own
-account."""
+"""The organisation's own data as downloads (issue 16: "an export of its usage first"): every
+usage row as billed, the invoices, and both with the organisation (its members, its keys and who
+made each) as JSON; only ever the session's own organisation."""
 
 import csv
 import io
@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.urls import reverse
 
+from portal.models import Role
 from portal.services import api_key_revoke
-from tests.factories import ApiKeyFactory, UsageRollupFactory
+from tests.factories import ApiKeyFactory, MembershipFactory, UsageRollupFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -40,7 +41,9 @@ def usage(account, outsider):
         units=10,
         requests=2,
     )
-    UsageRollupFactory(account=outsider.account, endpoint="lookup", minute=MINUTE, units=999)
+    UsageRollupFactory(
+        account=outsider.owned_accounts.get(), endpoint="lookup", minute=MINUTE, units=999
+    )
     return laptop
 
 
@@ -94,6 +97,29 @@ def test_json_has_the_account_its_invoices_and_its_usage(owner_client, owner, us
         ("lookup", 7),
         ("compute", 10),
     ]
+
+
+def test_json_lists_the_members_and_who_made_each_key(owner_client, owner, account):
+    developer = MembershipFactory(account=account, role=Role.DEVELOPER)
+    ApiKeyFactory(account=account, name="laptop", created_by=owner)
+    ApiKeyFactory(account=account, name="ci", created_by=developer.user)
+    ApiKeyFactory(account=account, name="by an operator", created_by=None)
+
+    document = json.loads(body(owner_client.get(url("account.json"))))
+
+    assert [(m["email"], m["role"]) for m in document["members"]] == [
+        (owner.email, "owner"),
+        (developer.user.email, "developer"),
+    ]
+    joined = datetime.fromisoformat(document["members"][1]["joined"])
+    assert joined == developer.created
+    assert [(k["name"], k["created_by"], k["status"]) for k in document["keys"]] == [
+        ("laptop", owner.email, "active"),
+        ("ci", developer.user.email, "active"),
+        ("by an operator", None, "active"),
+    ]
+    # The public prefix only: never the secret or its hash.
+    assert all(set(k) >= {"prefix"} and "secret_hash" not in k for k in document["keys"])
 
 
 def test_an_account_without_usage_exports_empty_documents(owner_client):

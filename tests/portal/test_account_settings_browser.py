@@ -1,7 +1,7 @@
 """In a browser, desktop and phone: the header's Account link opens the settings page with every
-section in view, the usage export downloads, and deleting the account with the password signs
-the developer out, refuses their key and their login, all under the enforced
-Content-Security-Policy."""
+section in view, the usage export downloads, and deleting their login with the password (their
+personal organisation with it) signs the developer out, refuses their key and their login, all
+under the enforced Content-Security-Policy."""
 
 import csv
 import io
@@ -52,13 +52,13 @@ def test_settings_export_then_delete(live_server, page, owner, account, screensh
 
     form = page.get_by_test_id("delete-form")
     form.get_by_label("Your password").fill("not my password")
-    form.get_by_role("button", name="Delete my account").click()
+    form.get_by_role("button", name="Delete my login").click()
     assert "That is not your password." in page.get_by_test_id("delete-form").inner_text()
     page.get_by_test_id("delete-form").get_by_label("Your password").fill(PASSWORD)
-    page.get_by_test_id("delete-form").get_by_role("button", name="Delete my account").click()
+    page.get_by_test_id("delete-form").get_by_role("button", name="Delete my login").click()
     page.wait_for_url(f"{live_server.url}/")
 
-    assert f"Your account is deleted. A confirmation is on its way to {email}." in page.inner_text(
+    assert f"Your login is deleted. A confirmation is on its way to {email}." in page.inner_text(
         "main"
     )
     screenshot(page, f"account-deleted-{width}")

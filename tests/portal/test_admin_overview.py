@@ -48,9 +48,16 @@ def subscribed(tier, status: str, **kwargs) -> Account:
     return AccountFactory(tier=tier, subscribed_tier=tier, payment_status=status, **kwargs)
 
 
-def paid_subscription(account: Account, created: datetime, status: str = "active") -> None:
-    """dj-stripe's copy of a subscription the account's owner made on Stripe at ``created``."""
-    customer = StripeCustomerFactory(subscriber=account.owner)
+def paid_subscription(
+    account: Account, created: datetime, status: str = "active", *, metadata: bool = True
+) -> None:
+    """dj-stripe's copy of a subscription the account made on Stripe at ``created``, for a
+    customer of its own (its id in the metadata, as ``account_stripe_customer_ensure`` makes
+    them, unless ``metadata`` is False); the account links to the newest."""
+    customer = StripeCustomerFactory(
+        subscriber=account.owner, metadata={"account_id": str(account.pk)} if metadata else {}
+    )
+    Account.objects.filter(pk=account.pk).update(stripe_customer=customer)
     Subscription.objects.create(
         id=f"sub_{customer.id}_{int(created.timestamp())}",
         customer=customer,
@@ -129,6 +136,21 @@ def test_signups_and_conversions_fall_in_their_utc_week_at_its_boundaries(admin_
     assert listed(admin_client, previous.signups_url) == set(last_week)
     assert listed(admin_client, now_week.conversions_url) == {this_week[0], old}
     assert listed(admin_client, previous.conversions_url) == set(last_week)
+
+
+def test_a_conversion_is_the_paying_organisation_not_every_one_of_its_owner(admin_client):
+    monday = datetime.combine(week_start(timezone.now().date()), time(), tzinfo=UTC)
+    paying = AccountFactory(created=monday)
+    AccountFactory(owner=paying.owner, created=monday)  # the same person's other organisation
+    paid_subscription(paying, created=monday + timedelta(hours=1))
+    # A customer without our metadata (made by hand in Stripe) counts by the account's link.
+    linked = AccountFactory(created=monday)
+    paid_subscription(linked, created=monday + timedelta(hours=2), metadata=False)
+
+    week = next(w for w in operator_overview().weeks if w.monday == monday.date())
+
+    assert (week.signups, week.conversions) == (3, 2)
+    assert listed(admin_client, week.conversions_url) == {paying, linked}
 
 
 def test_accounts_near_quota_are_listed_most_used_first_credits_included(admin_client):

@@ -32,7 +32,7 @@ def staff_client(*codenames: str) -> Client:
 
 @pytest.mark.django_db
 def test_list_shows_keys_of_every_account_but_never_a_hash(admin_client, api_key, outsider):
-    theirs = ApiKeyFactory(account=outsider.account)
+    theirs = ApiKeyFactory(account=outsider.owned_accounts.get())
 
     page = admin_client.get(reverse(CHANGELIST)).content.decode()
 

@@ -7,9 +7,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from portal.models import ApiKey
+from portal.models import ApiKey, Role
 from portal.services import MAX_ACTIVE_KEYS_PER_ACCOUNT, ApiKeyError, api_key_create
-from tests.factories import ApiKeyFactory
+from tests.factories import ApiKeyFactory, MembershipFactory
 
 KEY_FORMAT = re.compile(r"^mdk_(live|test)_[a-z0-9]{8}_[A-Za-z0-9]{32}$")
 
@@ -136,3 +136,14 @@ def test_create_needs_login(client):
     assert response.status_code == 302
     assert response["Location"].startswith("/accounts/login/")
     assert not ApiKey.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_key_records_the_member_who_made_it(client, account):
+    developer = MembershipFactory(account=account, role=Role.DEVELOPER).user
+    client.force_login(developer)
+
+    client.post("/keys/new/", {"name": "CI"})
+
+    key = ApiKey.objects.get(account=account)
+    assert key.created_by == developer

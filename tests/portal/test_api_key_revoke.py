@@ -2,9 +2,9 @@
 
 import pytest
 
-from portal.models import AuditEntry
+from portal.models import AuditEntry, Role
 from portal.services import api_key_revoke
-from tests.factories import ApiKeyFactory, UserFactory
+from tests.factories import ApiKeyFactory, MembershipFactory, UserFactory
 
 
 @pytest.mark.django_db
@@ -86,3 +86,42 @@ def test_revoke_needs_the_csrf_token(owner, api_key):
 @pytest.mark.django_db
 def test_unknown_key_id_is_404(owner_client):
     assert owner_client.post("/keys/999999/revoke/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_an_admin_revoking_a_members_key_is_audited_and_theirs_is_not(client, account):
+    developer = MembershipFactory(account=account, role=Role.DEVELOPER).user
+    admin = MembershipFactory(account=account, role=Role.ADMIN).user
+    developers_key = ApiKeyFactory(account=account, created_by=developer)
+    admins_key = ApiKeyFactory(account=account, created_by=admin)
+    client.force_login(admin)
+
+    client.post(f"/keys/{developers_key.pk}/revoke/")
+    client.post(f"/keys/{admins_key.pk}/revoke/")
+
+    developers_key.refresh_from_db()
+    admins_key.refresh_from_db()
+    assert developers_key.revoked_at is not None and admins_key.revoked_at is not None
+    entry = AuditEntry.objects.get()
+    assert (entry.actor, entry.action, entry.target) == (
+        admin,
+        "api_key.revoke",
+        developers_key.prefix,
+    )
+
+
+@pytest.mark.django_db
+def test_a_developer_revokes_their_own_key_but_not_a_teammates(client, account):
+    developer = MembershipFactory(account=account, role=Role.DEVELOPER).user
+    own = ApiKeyFactory(account=account, created_by=developer)
+    teammates = ApiKeyFactory(account=account, created_by=account.owner)
+    client.force_login(developer)
+
+    assert client.post(f"/keys/{own.pk}/revoke/").status_code == 302
+    assert client.post(f"/keys/{teammates.pk}/revoke/").status_code == 404
+
+    own.refresh_from_db()
+    teammates.refresh_from_db()
+    assert own.revoked_at is not None
+    assert teammates.revoked_at is None
+    assert not AuditEntry.objects.exists()

@@ -7,9 +7,9 @@ import pytest
 from django.utils import timezone
 
 from portal.keys.cache import KeyRejected, key_cache
-from portal.models import ApiKey
+from portal.models import ApiKey, Role
 from portal.services import ApiKeyError, api_key_revoke, api_key_roll
-from tests.factories import ApiKeyFactory
+from tests.factories import ApiKeyFactory, MembershipFactory
 
 
 @pytest.mark.django_db
@@ -143,3 +143,30 @@ def test_rolling_a_revoked_key_from_the_page_is_a_400(owner_client, api_key):
 @pytest.mark.django_db
 def test_roll_is_post_only(owner_client, api_key):
     assert owner_client.get(f"/keys/{api_key.pk}/roll/").status_code == 405
+
+
+@pytest.mark.django_db
+def test_an_admin_rolls_a_members_key_and_makes_its_replacement(client, account):
+    developer = MembershipFactory(account=account, role=Role.DEVELOPER).user
+    admin = MembershipFactory(account=account, role=Role.ADMIN).user
+    key = ApiKeyFactory(account=account, created_by=developer)
+    client.force_login(admin)
+
+    response = client.post(f"/keys/{key.pk}/roll/", {"grace_seconds": "0"})
+
+    assert response.status_code == 200
+    replacement = ApiKey.objects.get(replaces=key)
+    assert replacement.created_by == admin
+
+
+@pytest.mark.django_db
+def test_a_developer_cannot_roll_a_key_they_did_not_make(client, account):
+    developer = MembershipFactory(account=account, role=Role.DEVELOPER).user
+    key = ApiKeyFactory(account=account, created_by=account.owner)
+    client.force_login(developer)
+
+    response = client.post(f"/keys/{key.pk}/roll/", {"grace_seconds": "0"})
+
+    assert response.status_code == 404
+    key.refresh_from_db()
+    assert key.replaced_by is None

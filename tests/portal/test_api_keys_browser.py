@@ -63,7 +63,7 @@ def test_docs_page_loads_only_from_this_server(live_server, page, screenshot):
 
 
 def test_keys_page_fits_a_phone(live_server, page, owner, screenshot):
-    ApiKeyFactory(account=owner.account, name="CI runner")
+    ApiKeyFactory(account=owner.owned_accounts.get(), name="CI runner")
     page.set_viewport_size({"width": 390, "height": 800})
     log_in(page, live_server, owner)
 

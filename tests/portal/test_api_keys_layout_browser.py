@@ -27,9 +27,9 @@ def log_in(page, live_server, user):
 @pytest.fixture
 def keys(owner):
     """A rolled key in its grace (the long badge), its replacement and a plain key."""
-    rolled = ApiKeyFactory(account=owner.account, name="Production backend (eu-west)")
+    rolled = ApiKeyFactory(account=owner.owned_accounts.get(), name="Production backend (eu-west)")
     api_key_roll(key=rolled, grace=timedelta(days=1))
-    ApiKeyFactory(account=owner.account, name="CI runner")
+    ApiKeyFactory(account=owner.owned_accounts.get(), name="CI runner")
     return rolled
 
 

@@ -89,8 +89,8 @@ def log_in_as_operator(page, live_server, user) -> None:
 
 
 def test_the_developer_pages_run_without_a_violation(live_server, page, violations, owner):
-    quarter = owner.account.tier.included_units // 4
-    UsageRollupFactory(account=owner.account, minute=timezone.now(), units=quarter)
+    quarter = owner.owned_accounts.get().tier.included_units // 4
+    UsageRollupFactory(account=owner.owned_accounts.get(), minute=timezone.now(), units=quarter)
 
     page.goto(f"{live_server.url}/")
     page.get_by_role("link", name="Sign up").first.click()

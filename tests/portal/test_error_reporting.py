@@ -309,10 +309,10 @@ def test_errors_by_design_are_not_mailed(client, bearer, settings, monkeypatch):
 def test_a_page_500_emails_admins_once_without_the_session(db, owner, settings, monkeypatch):
     settings.ADMINS = [("Ops", "ops@example.com")]
 
-    def broken(**kwargs):
+    def broken(*args, **kwargs):
         raise RuntimeError("dashboard fell over")
 
-    monkeypatch.setattr("portal.views.pages.account_ensure", broken)
+    monkeypatch.setattr("portal.views.pages.organisation_for", broken)
     browser = Client(raise_request_exception=False)
     browser.force_login(owner)
     session_id = browser.cookies["sessionid"].value
@@ -420,10 +420,10 @@ def test_an_api_500_reaches_sentry_once_with_its_traceback_and_nothing_secret(
 
 @pytest.mark.django_db
 def test_a_page_500_reaches_sentry_once(owner, sentry_events, monkeypatch):
-    def broken(**kwargs):
+    def broken(*args, **kwargs):
         raise RuntimeError("dashboard fell over")
 
-    monkeypatch.setattr("portal.views.pages.account_ensure", broken)
+    monkeypatch.setattr("portal.views.pages.organisation_for", broken)
     browser = Client()
     browser.force_login(owner)
     session_id = browser.cookies["sessionid"].value

@@ -11,8 +11,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from portal.api.problems import PROBLEM_TYPES
+from portal.models import Role
 from portal.services import api_key_revoke, api_key_roll
-from tests.factories import ApiKeyFactory
+from tests.factories import ApiKeyFactory, MembershipFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -83,8 +84,8 @@ def test_a_developer_without_a_working_key_is_sent_to_create_one(owner_client, a
 
 
 def test_an_outsider_never_sees_the_owner_key(client, owner, outsider):
-    owners = ApiKeyFactory(account=owner.account)
-    theirs = ApiKeyFactory(account=outsider.account)
+    owners = ApiKeyFactory(account=owner.owned_accounts.get())
+    theirs = ApiKeyFactory(account=outsider.owned_accounts.get())
     client.force_login(outsider)
 
     page = client.get(URL).content.decode()
@@ -131,3 +132,28 @@ def test_copy_buttons_need_no_inline_script(client):
     assert "onclick" not in page
     assert "<script>" not in page
     assert "'unsafe-inline'" not in response["Content-Security-Policy"].split("script-src")[1]
+
+
+def test_a_developer_sees_their_own_newest_key_not_a_teammates(client, account):
+    developer = MembershipFactory(account=account, role=Role.DEVELOPER).user
+    theirs = ApiKeyFactory(
+        account=account, created_by=developer, created=timezone.now() - timedelta(hours=1)
+    )
+    teammates = ApiKeyFactory(account=account, created_by=account.owner)
+    client.force_login(developer)
+
+    page = client.get(URL).content.decode()
+
+    assert f"{theirs.prefix}_REST_OF_YOUR_KEY" in page
+    assert teammates.prefix not in page
+
+
+def test_a_billing_member_is_not_sent_to_create_a_key(client, account):
+    ApiKeyFactory(account=account, created_by=account.owner)
+    client.force_login(MembershipFactory(account=account, role=Role.BILLING).user)
+
+    page = client.get(URL).content.decode()
+
+    assert "mdk_test_ab12cd34_REST_OF_YOUR_KEY" in page
+    assert "does not make API keys" in page
+    assert reverse("portal:key-create") not in page

@@ -29,7 +29,7 @@ def test_seed_demo_pushes_three_tiers_to_stripe_and_prints_both_logins(stripe_ap
     assert f"{DEMO_ADMIN[0]} / {DEMO_ADMIN[1]}" in output
     developer = get_user_model().objects.get(email=DEMO_DEVELOPER[0])
     assert developer.check_password(DEMO_DEVELOPER[1])
-    assert developer.account.tier == tiers["free"]
+    assert developer.owned_accounts.get().tier == tiers["free"]
     assert get_user_model().objects.get(email=DEMO_ADMIN[0]).is_superuser
 
 

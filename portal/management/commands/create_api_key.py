@@ -15,7 +15,7 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 
-from portal.services import ApiKeyError, account_create, api_key_create
+from portal.services import ApiKeyError, account_ensure, api_key_create
 
 
 class Command(BaseCommand):
@@ -48,7 +48,7 @@ class Command(BaseCommand):
 
         with transaction.atomic():
             user = self._user(email, create_account)
-            account = account_create(owner=user)
+            account = account_ensure(owner=user)
             try:
                 key, secret = api_key_create(account=account, name=name, expires_at=expires_at)
             except ApiKeyError as exc:

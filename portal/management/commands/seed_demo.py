@@ -14,7 +14,7 @@ from django.db import transaction
 
 from billing.models import Tier
 from billing.selectors import FREE_TIER_DEFAULTS
-from portal.services import account_create
+from portal.services import account_ensure
 
 DEMO_TIERS = [
     # The free tier every installation starts with (made by a migration, or on first need).
@@ -71,7 +71,7 @@ class Command(BaseCommand):
             created = [tier.name for tier in self._seed_tiers()]
             developer = self._seed_user(*DEMO_DEVELOPER, staff=False)
             admin = self._seed_user(*DEMO_ADMIN, staff=True)
-            account_create(owner=developer)
+            account_ensure(owner=developer)
         if created:
             self.stdout.write(f"Created tiers: {', '.join(created)}")
         if not no_stripe:
