@@ -137,6 +137,28 @@ def test_one_switch_at_a_time(subscribed, catalog, clock):
         tier_switch_request(account=subscribed, tier=catalog.team, now=clock.now)
 
 
+def test_a_switch_asked_in_the_second_a_whole_minute_period_waits_for_is_made(subscribed, catalog):
+    # Stripe started the period on a whole minute: the account's begins a second later, and a
+    # developer who switches at once asks inside that second.
+    subscribed.period_start = subscribed.period_start.replace(second=1, microsecond=0)
+    subscribed.save(update_fields=["period_start"])
+    asked = subscribed.period_start - timedelta(milliseconds=500)
+
+    switch = tier_switch_request(account=subscribed, tier=catalog.team, now=asked)
+
+    assert switch.effective_at == subscribed.period_start - timedelta(seconds=1) + timedelta(
+        minutes=1
+    )
+
+
+def test_no_switch_in_the_last_minutes_before_renewal(subscribed, catalog):
+    asked = subscribed.period_end - timedelta(minutes=10)
+
+    with pytest.raises(BillingError, match=f"renews at {subscribed.period_end:%H:%M} UTC"):
+        tier_switch_request(account=subscribed, tier=catalog.team, now=asked)
+    assert not TierSwitch.objects.filter(account=subscribed).exists()
+
+
 def test_an_account_without_a_subscription_subscribes_first(account, catalog):
     with pytest.raises(BillingError, match="subscribe first"):
         tier_switch_request(account=account, tier=catalog.team)
