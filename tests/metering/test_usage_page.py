@@ -203,8 +203,13 @@ def test_another_accounts_usage_never_shows(outsider_client, usage):
 
 
 def test_past_periods_are_listed_and_shown(owner_client, account, usage):
+    # A past period as Stripe records it, with its end: 31 days before this one began (a whole
+    # month or not: when a 30-day month follows the 31st, an open-ended one would roll a month
+    # to the 30th and list a one-day stub before this period).
     past_start = account.period_start - timedelta(days=31)
-    AccountPeriod.objects.create(account=account, start=past_start, tier=account.tier)
+    AccountPeriod.objects.create(
+        account=account, start=past_start, end=account.period_start, tier=account.tier
+    )
     UsageRollupFactory(account=account, minute=past_start + timedelta(days=1), units=77)
 
     current = owner_client.get("/usage/").content.decode()
