@@ -1,13 +1,14 @@
 """Both limiter backends for the variable-cost, refusal and async tests, with a policy and a
 fixed clock: the in-process one, and Redis (REDIS_URL's database) under a prefix of the test's
-own, emptied around it."""
+own, emptied around it; and many clients calling at once, for the topologies' exactness tests."""
 
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from metering.limiter.base import Policy
+from metering.limiter.base import Outcome, Policy
 from metering.limiter.local import LocalLimiter
 from metering.limiter.redis import RedisLimiter
 from tests.services import redis_url
@@ -71,3 +72,30 @@ def counts(limiter, *, account_id=1, minute=MINUTE):
         count.refused_cap,
         count.errors,
     )
+
+
+def admitted_at_once(limiter, policy, account_ids, *, clients: int, calls: int) -> dict[int, int]:
+    """``clients`` threads let go together, each making ``calls`` calls of cost 1 spread over
+    ``account_ids`` (each client starting at another): how many the limiter admitted for each
+    account."""
+    start = threading.Barrier(clients)
+    admitted = dict.fromkeys(account_ids, 0)
+    lock = threading.Lock()
+
+    def client(index: int) -> None:
+        start.wait()
+        for call in range(calls):
+            account = account_ids[(index + call) % len(account_ids)]
+            decision = limiter.hit(
+                account_id=account, key_id=1, endpoint="lookup", cost=1, policy=policy, seed=0
+            )
+            if decision.outcome == Outcome.ADMITTED:
+                with lock:
+                    admitted[account] += 1
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return admitted

@@ -7,7 +7,6 @@ check what that promises: exact limits under 32 concurrent clients, one round tr
 scripts that survive an empty script cache, and a rollup that drains every primary.
 """
 
-import threading
 import time
 from datetime import timedelta
 
@@ -25,6 +24,7 @@ from metering.limiter.topology import Topology, redis_target
 from metering.models import UsageRollup
 from metering.services import usage_rollup
 from tests.factories import AccountFactory, ApiKeyFactory, TierFactory
+from tests.metering.limiters import admitted_at_once
 from tests.metering.redis_topologies import counted_units, node, primaries, primary_of
 from tests.metering.workers import policy as make_policy
 from tests.services import redis_cluster_url
@@ -195,26 +195,9 @@ def test_32_clients_on_each_primary_are_admitted_exactly_what_is_allowed(
 ):
     policy = make_policy(**fields)
     accounts = [ids[0] for ids in accounts_on_every_primary(cluster_limiter).values()]
-    start = threading.Barrier(CLIENTS)
-    admitted = {account: 0 for account in accounts}
-    lock = threading.Lock()
+    calls = 3 * allowed * len(accounts) // CLIENTS + 1
 
-    def client(index: int):
-        start.wait()
-        for call in range(3 * allowed * len(accounts) // CLIENTS + 1):
-            account = accounts[(index + call) % len(accounts)]
-            decision = cluster_limiter.hit(
-                account_id=account, key_id=1, endpoint="lookup", cost=1, policy=policy, seed=0
-            )
-            if decision.outcome == Outcome.ADMITTED:
-                with lock:
-                    admitted[account] += 1
-
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    admitted = admitted_at_once(cluster_limiter, policy, accounts, clients=CLIENTS, calls=calls)
 
     assert admitted == {account: allowed for account in accounts}
     for account in accounts:

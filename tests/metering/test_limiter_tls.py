@@ -12,7 +12,6 @@ import datetime
 import ipaddress
 import shutil
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from metering.limiter.redis import RedisLimiter
 from metering.limiter.topology import Topology, redis_target
 from metering.redis_safety import redis_safety_inspect
 from tests.loops import run_on_own_loop
+from tests.metering.limiters import admitted_at_once
 from tests.metering.redis_process import free_port
 from tests.services import not_configured, redis_server_binary
 
@@ -236,26 +236,8 @@ def _exactly_allowed(limiter: RedisLimiter, account_ids: list[int]) -> None:
     its quota, and counts exactly that (sync path); then one call more each on the asyncio
     path, refused by quota."""
     policy = _policy()
-    start = threading.Barrier(CLIENTS)
-    admitted = dict.fromkeys(account_ids, 0)
-    lock = threading.Lock()
-
-    def client(index: int) -> None:
-        start.wait()
-        for call in range(3 * ALLOWED * len(account_ids) // CLIENTS + 1):
-            account = account_ids[(index + call) % len(account_ids)]
-            decision = limiter.hit(
-                account_id=account, key_id=1, endpoint="lookup", cost=1, policy=policy, seed=0
-            )
-            if decision.outcome == Outcome.ADMITTED:
-                with lock:
-                    admitted[account] += 1
-
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    calls = 3 * ALLOWED * len(account_ids) // CLIENTS + 1
+    admitted = admitted_at_once(limiter, policy, account_ids, clients=CLIENTS, calls=calls)
 
     assert admitted == dict.fromkeys(account_ids, ALLOWED)
     for account in account_ids:
