@@ -129,7 +129,7 @@ def invoice_projection_for(
     tier = account.subscribed_tier or account.tier
     if account.payment_status not in SUBSCRIBED_STATUSES or not tier.is_paid:
         return None
-    segment_start, period_end = account.current_period(now)
+    segment_start, period_end = account.present_period(now)
     billing_start = _billing_period_start(account, segment_start, period_end)
     bounds = _stretch_bounds(account, billing_start, segment_start, period_end, tier)
     stretches = [

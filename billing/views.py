@@ -88,7 +88,7 @@ def _billing_page(
     projection = invoice_projection_for(account)
     context = {
         "account": account,
-        "period": account.current_period(),
+        "period": account.present_period(),
         "invoices": invoice_list_for_account(account),
         "subscribed": account.payment_status in SUBSCRIBED_STATUSES,
         "set_by_operator": account_tier_set_by_operator(account),

@@ -109,6 +109,14 @@ class Account(models.Model):
             return self.period_start, self.period_end
         return period_containing(self.period_start, now)
 
+    def present_period(self, now: datetime | None = None) -> tuple[datetime, datetime]:
+        """The period the account is in at ``now`` (the present by default), as pages and
+        requests to change it read it. A paid period Stripe started on a whole minute begins for
+        the account a second later (billing.services.subscriptions): in that second this is
+        already the new period, where ``current_period`` gives the one before it, as the look-ups
+        of an earlier period (``current_period(start - 1µs)``) need."""
+        return self.current_period(max(now or timezone.now(), self.period_start))
+
 
 class AccountPeriod(models.Model):
     """A billing period an account began: the ledger the usage pages list past periods from.

@@ -89,10 +89,9 @@ def tier_switch_request(*, account: Account, tier: Tier, now: datetime | None = 
     if tier.stripe_metered_price_id is None:
         raise BillingError(f"{tier.name} is not ready for sale yet; please try again later.")
     effective_at = _next_minute(now)
-    # A paid period Stripe started on a whole minute begins for the account a second later
-    # (billing.services.subscriptions); a switch asked in that second falls in the new period,
-    # not at the end of the one before.
-    _, period_end = account.current_period(max(now, account.period_start))
+    # A switch asked in the second before a whole-minute paid period begins for the account
+    # falls in the new period, not at the end of the one before.
+    _, period_end = account.present_period(now)
     if period_end - tier_switch_ready_at(effective_at) < PERIOD_END_MARGIN:
         raise BillingError(
             f"Your period renews at {period_end:%H:%M} UTC; switch plans once it has renewed."

@@ -269,13 +269,13 @@ class AccountAdmin(WholeKeySearchAdmin):
 
     @admin.display(description="Current period")
     def period(self, account: Account) -> str:
-        start, end = account.current_period()
+        start, end = account.present_period()
         return f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
 
     @admin.display(description="Usage vs quota")
     def usage_this_period(self, account: Account) -> str:
         # One account: the exact figure, the minutes not rolled up yet included.
-        start, end = account.current_period()
+        start, end = account.present_period()
         usage = PeriodUsage(
             units=period_units(account.pk, start, end),
             included_units=account.tier.included_units,

@@ -1,7 +1,10 @@
 """GET /billing/ — tier, status, period, notices and the invoices dj-stripe stored."""
 
+from datetime import timedelta
+
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from portal.models import Role
 from tests.billing.conftest import checkout_and_pay
@@ -35,6 +38,23 @@ def test_a_subscriber_sees_status_period_and_invoices_with_links(owner_client, s
     assert invoice.number in page
     assert "$29.00" in page
     assert invoice.hosted_invoice_url in page and invoice.invoice_pdf in page
+
+
+@pytest.mark.django_db
+def test_in_the_second_before_a_whole_minute_period_begins_the_page_shows_that_period(
+    owner_client, subscribed, monkeypatch
+):
+    # Stripe started the period on a whole minute: the account's begins a second later
+    # (billing.services.subscriptions), and a developer back from Checkout looks inside it.
+    subscribed.period_start = subscribed.period_start.replace(second=1, microsecond=0)
+    subscribed.save(update_fields=["period_start"])
+    monkeypatch.setattr(
+        timezone, "now", lambda: subscribed.period_start - timedelta(milliseconds=500)
+    )
+
+    page = owner_client.get("/billing/").content.decode()
+
+    assert f"Renews {subscribed.period_end:%-d %b %Y}" in page
 
 
 @pytest.mark.django_db
